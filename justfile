@@ -1,0 +1,35 @@
+# The lakehouse stack's tasks. `just` alone runs the whole verification CI runs.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Everything CI checks: format, lint, types, tests, smokes
+verify: fmt-check lint typecheck test
+
+# Run the test suite; arguments go to pytest (e.g. `just test -k chatd -x`)
+test *args:
+    uv run pytest {{args}}
+
+# Lint with ruff
+lint:
+    uv run ruff check .
+
+# Check formatting without changing files
+fmt-check:
+    uv run ruff format --check .
+
+# Format and fix what ruff can fix
+fmt:
+    uv run ruff format .
+    uv run ruff check --fix .
+
+# Type-check the packages, tests and scripts (mypy strict)
+typecheck:
+    uv run mypy
+
+# Run the whole stack (gateway + ten services) until Ctrl-C
+up *args:
+    uv run lakehouse up {{args}}
+
+# Run one service, e.g. `just serve chatd`
+serve name *args:
+    uv run lakehouse serve {{name}} {{args}}

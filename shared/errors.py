@@ -1,0 +1,86 @@
+"""The one error shape of the stack: {"error": {"code": ..., "message": ...}} with the status the code implies."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared.types import Send
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "provider_not_registered": 404,
+    "method_not_allowed": 405,
+    "payload_too_large": 413,
+    "rate_limited": 429,
+    "internal_error": 500,
+    "not_implemented": 501,
+    "upstream_unavailable": 502,
+    "upstream_error": 502,
+    "upstream_timeout": 504,
+}
+
+# Starlette raises HTTPException for unrouted paths and wrong methods; these give them our codes.
+CODE_BY_STATUS: dict[int, str] = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
+
+
+class LakehouseError(Exception):
+    """An error a handler raises to answer with the standard error body."""
+
+    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = STATUS_BY_CODE[code]
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+def error_response(code: str, message: str, *, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        error_body(code, message),
+        status_code=STATUS_BY_CODE[code],
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def send_error(send: Send, code: str, message: str) -> None:
+    """Answer from pure ASGI code (middleware, the proxy) without building a Response."""
+    body = error_body(code, message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": STATUS_BY_CODE[code],
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def handle_lakehouse_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LakehouseError)
+    return error_response(exc.code, exc.message, headers=exc.headers)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = CODE_BY_STATUS.get(exc.status_code, "invalid_request")
+    message = f"no route for {request.method} {request.url.path}" if exc.status_code in (404, 405) else exc.detail
+    response = error_response(code, message, headers=dict(exc.headers or {}))
+    response.status_code = exc.status_code
+    return response
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log (ServerErrorMiddleware logs it); the client gets no internals.
+    return error_response("internal_error", "internal error; see the service log")

@@ -1,0 +1,110 @@
+"""structlog setup, and the middleware that gives every request an id and one access line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any, TextIO
+
+import structlog
+
+from shared.types import ASGIApp, Message, Receive, Scope, Send
+
+LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+REQUEST_ID_HEADER = b"x-request-id"
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+
+
+def configure_logging(level: str = "info", *, stream: TextIO | None = None, json: bool | None = None) -> None:
+    """Route structlog and the stdlib (uvicorn) through one renderer: JSON lines off a TTY, console on one."""
+    out = stream if stream is not None else sys.stdout
+    as_json = not out.isatty() if json is None else json
+    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(LEVELS[level])
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            return value if _SANE_REQUEST_ID.fullmatch(value) else None
+    return None
+
+
+class AccessLogMiddleware:
+    """Keeps a sane client X-Request-ID (or makes one), puts it in the request headers so the gateway forwards it,
+    echoes it in the response, binds it to the log context and writes one access line per request."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+        self.log = structlog.get_logger("access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        request_id = request_id_from(headers)
+        if request_id is None:
+            request_id = uuid.uuid4().hex.encode()
+            headers = [(k, v) for k, v in headers if k != REQUEST_ID_HEADER]
+            headers.append((REQUEST_ID_HEADER, request_id))
+            scope["headers"] = headers
+        rid = request_id.decode()
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = [(k, v) for k, v in message.get("headers", ()) if k.lower() != REQUEST_ID_HEADER]
+                out.append((REQUEST_ID_HEADER, request_id))
+                message["headers"] = out
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.log.info(
+                "request",
+                service=self.service,
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+            structlog.contextvars.unbind_contextvars("request_id")

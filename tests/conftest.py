@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No LH_* variable or ./lakehouse.toml from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.upper().startswith("LH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def reset_logging() -> Iterator[None]:
+    """A test that configures logging onto a captured stream must not leave it in place for the next one."""
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()

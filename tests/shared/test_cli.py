@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.cli import main
+from shared.config import SERVICE_SECTIONS
+from tests.utils import free_port
+
+
+def test_config_show_prints_every_section_as_toml(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "show"]) == 0
+    shown = tomllib.loads(capsys.readouterr().out)
+    assert list(shown) == [*SERVICE_SECTIONS, "s3", "models", "log", "auth"]
+    assert shown["chatd"]["bind"] == "127.0.0.1:3220"
+    assert shown["ingestd"]["max_ingest_bytes"] == 268435456
+    assert shown["auth"]["token"] == ""
+
+
+def test_config_show_redacts_secrets_and_shows_overrides(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "lh.toml"
+    path.write_text('[chatd]\nbind = "127.0.0.1:5000"\ntimeout_secs = 9\n[s3]\nsecret_access_key = "s3cret"\n')
+    monkeypatch.setenv("LH_CHATD__BIND", "127.0.0.1:4000")
+    monkeypatch.setenv("LH_AUTH__TOKEN", "hunter2")
+    assert main(["config", "show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    assert "s3cret" not in out
+    shown = tomllib.loads(out)
+    assert (shown["chatd"]["bind"], shown["chatd"]["timeout_secs"]) == ("127.0.0.1:4000", 9)
+    assert shown["auth"]["token"] == "***"
+    assert shown["s3"]["secret_access_key"] == "***"
+
+
+def test_config_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["config", "check"]) == 0
+    assert capsys.readouterr().out == "ok\n"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[queryd]\nrefresh_evry = '1m'\n")
+    assert main(["config", "check", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lakehouse: error: invalid configuration:\n{bad}: key queryd.refresh_evry: unknown key")
+    assert "Traceback" not in err
+
+
+def test_unknown_service_lists_valid_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "chat"])
+    assert exit_info.value.code == 2
+    assert 'unknown service "chat"; valid names: gateway, storaged,' in capsys.readouterr().err
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_serve_on_all_interfaces_needs_bypass_and_token() -> None:
+    port = free_port()
+    bind = {"LH_STORAGED__BIND": f"0.0.0.0:{port}"}
+    refused = run_cli("serve", "storaged", env=bind)
+    _, err = refused.communicate(timeout=30)
+    assert refused.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        f"lakehouse: error: storaged: refusing non-loopback bind 0.0.0.0:{port}; "
+        "set LH_STORAGED_ALLOW_NONLOOPBACK=1 to allow it (and set auth.token / LH_AUTH__TOKEN)"
+    )
+
+    no_token = run_cli("serve", "storaged", env={**bind, "LH_STORAGED_ALLOW_NONLOOPBACK": "1"})
+    _, err = no_token.communicate(timeout=30)
+    assert no_token.returncode == 1
+    assert "with no auth token; set auth.token in the config file or LH_AUTH__TOKEN" in err
+
+    started = run_cli(
+        "serve", "storaged", env={**bind, "LH_STORAGED_ALLOW_NONLOOPBACK": "1", "LH_AUTH__TOKEN": "t0ken"}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health")
+                break
+            except httpx.TransportError:
+                assert started.poll() is None, started.communicate()
+                assert time.monotonic() < deadline, "storaged did not come up"
+                time.sleep(0.1)
+        assert response.json() == {"status": "ok", "service": "storaged"}
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/storage/x").status_code == 401
+    finally:
+        started.terminate()
+        out, _ = started.communicate(timeout=30)
+    # uvicorn drains, then re-raises the signal it caught so the exit status still says SIGTERM.
+    assert started.returncode == -signal.SIGTERM
+    assert "Application shutdown complete" in out
+    assert "t0ken" not in out

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import io
+import json
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from structlog.testing import capture_logs
+
+from shared.app import service_app
+from shared.config import load_config
+from shared.logging import configure_logging
+from tests.utils import asgi_client
+
+
+def echo_app() -> object:
+    async def echo(request: Request) -> JSONResponse:
+        structlog.get_logger().info("inside handler")
+        return JSONResponse({"seen": request.headers.get("x-request-id")})
+
+    return service_app("testd", load_config(), [Route("/echo", echo)])
+
+
+async def test_sane_request_id_is_kept_echoed_and_bound() -> None:
+    async with asgi_client(echo_app()) as client:
+        with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            response = await client.get("/echo", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.json() == {"seen": "abc-123"}
+    handler_line, access_line = logs
+    assert handler_line["request_id"] == "abc-123"
+    assert access_line == {
+        "event": "request",
+        "log_level": "info",
+        "request_id": "abc-123",
+        "service": "testd",
+        "method": "GET",
+        "path": "/echo",
+        "status": 200,
+        "duration_ms": access_line["duration_ms"],
+    }
+
+
+async def test_missing_or_insane_request_id_is_replaced() -> None:
+    async with asgi_client(echo_app()) as client:
+        generated = await client.get("/echo")
+        insane = await client.get("/echo", headers={"X-Request-ID": "bad id\twith spaces"})
+    for response in (generated, insane):
+        rid = response.headers["x-request-id"]
+        assert len(rid) == 32
+        assert response.json() == {"seen": rid}
+    assert generated.headers["x-request-id"] != insane.headers["x-request-id"]
+
+
+async def test_errors_are_json_and_logged() -> None:
+    async with asgi_client(echo_app()) as client:
+        with capture_logs() as logs:
+            response = await client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "no route for GET /nowhere"}}
+    assert logs[-1]["status"] == 404
+
+
+def test_json_lines_off_a_tty_and_level_filtering() -> None:
+    out = io.StringIO()
+    configure_logging("warning", stream=out)
+    structlog.get_logger().info("hidden")
+    structlog.get_logger().warning("shown", key="value")
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["event"], line["level"], line["key"]) for line in lines] == [("shown", "warning", "value")]
+    structlog.reset_defaults()
