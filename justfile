@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Everything CI checks: format, lint, types, tests, smokes
-verify: fmt-check lint typecheck test
+verify: fmt-check lint typecheck test smoke-chatd
 
 # Run the test suite; arguments go to pytest (e.g. `just test -k chatd -x`)
 test *args:
@@ -33,3 +33,7 @@ up *args:
 # Run one service, e.g. `just serve chatd`
 serve name *args:
     uv run lakehouse serve {{name}} {{args}}
+
+# chatd acceptance: six checks against the Ollama fake (or a real Ollama at $OLLAMA_URL)
+smoke-chatd:
+    bash scripts/chatd_smoke.sh

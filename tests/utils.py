@@ -40,3 +40,10 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@asynccontextmanager
+async def app_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client for `app` with its lifespan running (ASGITransport does not run it)."""
+    async with app.router.lifespan_context(app), asgi_client(app) as client:
+        yield client

@@ -1,0 +1,73 @@
+"""An Ollama-protocol fake: /api/chat, /api/generate, /api/tags; run with `python -m tests.fakes.ollama --port N`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.recorder import FakeUpstream, echo_text, run_fake
+
+
+def _reply(fake: FakeUpstream, body: Any, text: str, prompt_words: int, field: str) -> Response:
+    model = body.get("model") if isinstance(body, dict) else None
+    if model not in fake.models:
+        return JSONResponse({"error": f"model '{model}' not found"}, status_code=404)
+    options = body.get("options") or {}
+    content, cut = echo_text(text, options.get("num_predict"))
+    answer: Any = {"role": "assistant", "content": content} if field == "message" else content
+    return JSONResponse(
+        {
+            "model": model,
+            field: answer,
+            "done": True,
+            "done_reason": "length" if cut else "stop",
+            "prompt_eval_count": prompt_words,
+            "eval_count": len(content.split()),
+        }
+    )
+
+
+def create_app(fake: FakeUpstream) -> Starlette:
+    async def chat(request: Request) -> Response:
+        body, scripted = await fake.take(request)
+        if scripted is not None:
+            return scripted
+        messages = body.get("messages") or []
+        last = messages[-1]["content"] if messages else ""
+        words = sum(len(m["content"].split()) for m in messages)
+        return _reply(fake, body, last, words, "message")
+
+    async def generate(request: Request) -> Response:
+        body, scripted = await fake.take(request)
+        if scripted is not None:
+            return scripted
+        prompt = body.get("prompt", "")
+        words = len((body.get("system", "") + " " + prompt).split())
+        return _reply(fake, body, prompt, words, "response")
+
+    async def tags(request: Request) -> Response:
+        return JSONResponse({"models": [{"name": m} for m in sorted(fake.models)]})
+
+    app = Starlette(
+        routes=[
+            Route("/api/chat", chat, methods=["POST"]),
+            Route("/api/generate", generate, methods=["POST"]),
+            Route("/api/tags", tags, methods=["GET"]),
+            Route("/_fake/requests", fake.requests_endpoint, methods=["GET"]),
+        ]
+    )
+    app.state.fake = fake
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_fake(create_app, argv, "Ollama-protocol fake upstream")
+
+
+if __name__ == "__main__":
+    main()
