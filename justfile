@@ -37,3 +37,7 @@ serve name *args:
 # chatd acceptance: six checks against the Ollama fake (or a real Ollama at $OLLAMA_URL)
 smoke-chatd:
     bash scripts/chatd_smoke.sh
+
+# Gateway benchmark: a hello upstream direct vs through the gateway (1 and 2 workers), c1 and c64
+bench *args:
+    uv run python -m scripts.bench_gateway {{args}}

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import ipaddress
 import os
+import signal
+import socket
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Any
 
+import structlog
 import uvicorn
 
 from shared.config import LakehouseConfig, split_bind
@@ -66,19 +71,63 @@ def uvicorn_config(app: Any, bind: str, **options: Any) -> uvicorn.Config:
         log_config=None,  # our structlog handler is already on the root logger
         access_log=False,  # AccessLogMiddleware writes the one access line
         server_header=False,
+        # X-Forwarded-* from clients are not trusted: auth.allowed_ips must see the real peer.
+        proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
         **options,
     )
 
 
-def serve(service: str, config: LakehouseConfig) -> None:
-    """Run `service` until SIGINT/SIGTERM (uvicorn installs the handlers and drains connections)."""
-    check_gates(service, config, os.environ)
+def _run_server(service: str, config: LakehouseConfig, sockets: list[socket.socket] | None = None) -> bool:
     app = load_factory(service)(config)
     # The gateway passes the upstream's Date through; its own would be a duplicate.
     options = {"date_header": False} if service == "gateway" else {}
     server = uvicorn.Server(uvicorn_config(app, config.section_bind(service), **options))
-    server.run()
-    if not server.started:
+    server.run(sockets=sockets)
+    return bool(server.started)
+
+
+def serve(service: str, config: LakehouseConfig) -> None:
+    """Run `service` until SIGINT/SIGTERM (uvicorn installs the handlers and drains connections)."""
+    check_gates(service, config, os.environ)
+    workers = config.gateway.workers if service == "gateway" else 1
+    if workers > 1:
+        serve_forked(service, config, workers)
+    elif not _run_server(service, config):
+        raise SystemExit(1)
+
+
+def serve_forked(service: str, config: LakehouseConfig, workers: int) -> None:
+    """Bind once, then fork `workers` processes that accept on the shared socket; stop them all together."""
+    host, port = split_bind(config.section_bind(service))
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        structlog.get_logger("runner").error("cannot bind", service=service, bind=f"{host}:{port}", error=str(exc))
+        raise SystemExit(1) from None
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0 if _run_server(service, config, [sock]) else 1
+            os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    failed = False
+    for _ in children:
+        _, status = os.wait()
+        if os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT):
+            failed = True
+        stop(signal.SIGTERM, None)  # one worker gone means the service is going down: take the rest along
+    if failed:
         raise SystemExit(1)

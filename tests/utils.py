@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,24 +13,39 @@ from typing import Any
 import httpx
 import uvicorn
 
+from shared.runner import uvicorn_config
+
+
+@asynccontextmanager
+async def run_servers(apps: list[Any], *, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[list[str]]:
+    """Serve each app with uvicorn on a free port for the duration of the block; yields their base URLs.
+
+    Started and stopped together: uvicorn notices `should_exit` on its 0.1 s tick, so one at a time adds up.
+    """
+    bind = f"[{host}]:0" if ":" in host else f"{host}:0"
+    servers = [uvicorn.Server(uvicorn_config(app, bind, **options)) for app in apps]
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    try:
+        while not all(server.started for server in servers):
+            for task in tasks:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server exited during startup")
+            await asyncio.sleep(0.01)
+        ports = [server.servers[0].sockets[0].getsockname()[1] for server in servers]
+        base = f"http://[{host}]" if ":" in host else f"http://{host}"
+        yield [f"{base}:{port}" for port in ports]
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+
 
 @asynccontextmanager
 async def run_server(app: Any, *, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free port for the duration of the block; yields its base URL."""
-    config = uvicorn.Config(app, host=host, port=0, log_config=None, access_log=False, lifespan="on", **options)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server exited during startup")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with run_servers([app], host=host, **options) as (url,):
+        yield url
 
 
 def asgi_client(app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000)) -> httpx.AsyncClient:
@@ -47,3 +64,19 @@ async def app_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client for `app` with its lifespan running (ASGITransport does not run it)."""
     async with app.router.lifespan_context(app), asgi_client(app) as client:
         yield client
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[str] | None = None, *, timeout_secs: float = 30
+) -> httpx.Response:
+    """GET `url` until it answers; fail early if `process` exits first."""
+    deadline = time.monotonic() + timeout_secs
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.TransportError:
+            if process is not None and process.poll() is not None:
+                raise AssertionError(f"process exited with {process.returncode}: {process.communicate()}") from None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout_secs}s") from None
+            time.sleep(0.1)

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from shared.cli import main
 from shared.config import SERVICE_SECTIONS
-from tests.utils import free_port
+from tests.utils import free_port, wait_for_http
 
 
 def test_config_show_prints_every_section_as_toml(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,15 +89,7 @@ def test_serve_on_all_interfaces_needs_bypass_and_token() -> None:
         "serve", "storaged", env={**bind, "LH_STORAGED_ALLOW_NONLOOPBACK": "1", "LH_AUTH__TOKEN": "t0ken"}
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.TransportError:
-                assert started.poll() is None, started.communicate()
-                assert time.monotonic() < deadline, "storaged did not come up"
-                time.sleep(0.1)
+        response = wait_for_http(f"http://127.0.0.1:{port}/health", started)
         assert response.json() == {"status": "ok", "service": "storaged"}
         assert httpx.get(f"http://127.0.0.1:{port}/v1/storage/x").status_code == 401
     finally:
@@ -108,3 +99,16 @@ def test_serve_on_all_interfaces_needs_bypass_and_token() -> None:
     assert started.returncode == -signal.SIGTERM
     assert "Application shutdown complete" in out
     assert "t0ken" not in out
+
+
+def test_gateway_workers_share_the_port_and_stop_together() -> None:
+    port = free_port()
+    gateway = run_cli("serve", "gateway", env={"LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2"})
+    try:
+        response = wait_for_http(f"http://127.0.0.1:{port}/health", gateway)
+        assert response.json() == {"status": "ok", "service": "gateway"}
+    finally:
+        gateway.terminate()
+        out, _ = gateway.communicate(timeout=30)
+    assert gateway.returncode == 0
+    assert out.count("Application shutdown complete") == 2

@@ -1,0 +1,217 @@
+"""The forwarding path: pure ASGI, one family lookup per request, bytes streamed both ways."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+import structlog
+
+from gateway.client import (
+    Headers,
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    chunked,
+)
+from gateway.headers import strip_hop_by_hop, upstream_request_headers
+from shared.errors import send_error
+from shared.types import ASGIApp, Message, Receive, Scope, Send
+
+FAMILY_PREFIX = "/v1/"
+# How long a request may wait on its upstream before a task starts watching for the client to go away.
+LAZY_WATCH_SECS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str  # "chat" for /v1/chat
+    service: str
+    pool: UpstreamPool
+    header_timeout_secs: float
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+def has_dot_dot_segment(raw_path: bytes) -> bool:
+    """True for a `..` segment, raw or percent-encoded (also one hidden behind an encoded slash)."""
+    if b".." in raw_path and b".." in raw_path.split(b"/"):
+        return True
+    if b"%" not in raw_path:
+        return False
+    decoded = unquote_to_bytes(raw_path)
+    return b".." in decoded.replace(b"\\", b"/").split(b"/")
+
+
+async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
+    yield first
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+class FamilyProxy:
+    """Forwards /v1/<family>/... to the family's upstream; every other path goes on to `app`."""
+
+    def __init__(self, app: ASGIApp, *, families: Mapping[str, Family]) -> None:
+        self.app = app
+        self.families = dict(families)
+        self.known = ", ".join(FAMILY_PREFIX + name for name in self.families)
+        self.log = structlog.get_logger("gateway")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"] if scope["type"] == "http" else ""
+        if not path.startswith(FAMILY_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        name = path[len(FAMILY_PREFIX) :].partition("/")[0]
+        family = self.families.get(name)
+        if family is None:
+            if name == "health":
+                await self.app(scope, receive, send)
+            else:
+                await send_error(send, "not_found", f"no gateway family for {path}; known: {self.known}")
+            return
+        raw_path: bytes = scope.get("raw_path") or path.encode()
+        if has_dot_dot_segment(raw_path):
+            await send_error(send, "invalid_request", "path contains a '..' segment")
+            return
+        await self.forward(family, raw_path, scope, receive, send)
+
+    async def forward(self, family: Family, raw_path: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        query: bytes = scope["query_string"]
+        target = raw_path + b"?" + query if query else raw_path
+        client = scope.get("client")
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            return
+        body: bytes | AsyncIterator[bytes] = first.get("body", b"")
+        headers = scope["headers"]
+        stream_body = first.get("more_body", False)
+        # A client body of unknown length (it came chunked) goes upstream chunked; one with a length keeps it.
+        rechunk = stream_body and not any(n == b"content-length" for n, _ in headers)
+        if stream_body:
+            assert isinstance(body, bytes)
+            raw = _request_body(body, receive)
+            body = chunked(raw) if rechunk else raw
+        elif any(n == b"transfer-encoding" for n, _ in headers):
+            headers = [*headers, (b"content-length", str(len(body)).encode())]  # type: ignore[arg-type]
+        upstream_headers = upstream_request_headers(
+            headers,
+            host=family.pool.host_header,
+            peer=client[0] if client else None,
+            scheme=scope.get("scheme", "http"),
+            chunked=rechunk,
+        )
+        watch = DisconnectWatch(receive)
+        if not stream_body:
+            # Most upstreams answer within milliseconds; only a slow one is worth a watcher task.
+            watch.start_later(LAZY_WATCH_SECS)
+        try:
+            await self._exchange(family, target, upstream_headers, body, scope, watch, send)
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise
+            watch.task.uncancel()
+            self.log.info("client went away; upstream request cancelled", family=family.name)
+        except ClientDisconnected:
+            self.log.info("client went away while sending the body", family=family.name)
+        finally:
+            watch.stop()
+
+    async def _exchange(
+        self,
+        family: Family,
+        target: bytes,
+        headers: Headers,
+        body: bytes | AsyncIterator[bytes],
+        scope: Scope,
+        watch: DisconnectWatch,
+        send: Send,
+    ) -> None:
+        where = f"{family.service} (/v1/{family.name})"
+        try:
+            response = await family.pool.request(
+                scope["method"].encode(), target, headers, body, header_timeout_secs=family.header_timeout_secs
+            )
+        except UpstreamError as exc:
+            await send_error(send, ERROR_CODES[type(exc)], f"{where}: {exc}")
+            return
+        watch.start()
+        try:
+            data = await response.read()
+            await send(_start(response))
+            if response.complete:
+                # Common case: the whole body is already here, so it goes out as one message.
+                await send({"type": "http.response.body", "body": data or b"", "more_body": False})
+                return
+            while data is not None:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+                data = await response.read()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except UpstreamError as exc:
+            # Headers are gone already: ending without the final body message makes the server drop the
+            # connection, so the client sees a truncated response, never a falsely complete one.
+            self.log.warning("upstream failed mid-response", family=family.name, error=str(exc))
+        finally:
+            response.release()
+
+
+class DisconnectWatch:
+    """Cancels the request's task when the client disconnects, so the upstream call stops with it."""
+
+    __slots__ = ("_timer", "_watcher", "fired", "receive", "task")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.fired = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start_later(self, seconds: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(seconds, self.start)
+
+    def start(self) -> None:
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.fired = True
+            self.task.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+
+ERROR_CODES: dict[type[UpstreamError], str] = {
+    UpstreamUnavailable: "upstream_unavailable",
+    UpstreamTimeout: "upstream_timeout",
+    UpstreamBroken: "upstream_error",
+}
+
+
+def _start(response: UpstreamResponse) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": response.status,
+        "headers": strip_hop_by_hop(response.headers),
+    }

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import httpx
+
+from gateway.app import create_app, family_timeout
+from shared.config import load_config
+from shared.topology import UPSTREAMS
+from tests.gateway.conftest import Stack
+from tests.utils import free_port, run_server
+
+
+async def test_gateway_liveness(stack: Stack) -> None:
+    async with httpx.AsyncClient() as c:
+        response = await c.get(stack.url + "/health")
+    assert response.json() == {"status": "ok", "service": "gateway"}
+
+
+async def test_v1_health_probes_every_upstream(stack: Stack) -> None:
+    async with httpx.AsyncClient() as c:
+        response = await c.get(stack.url + "/v1/health")
+    report = response.json()
+    assert response.status_code == 200
+    assert report["status"] == "ok"
+    assert list(report["services"]) == [s.name for s in UPSTREAMS]
+    for result in report["services"].values():
+        assert result["status"] == "ok"
+        assert result["latency_ms"] >= 0
+
+
+async def test_v1_health_is_degraded_when_one_is_down() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with run_server(create_app(load_config(gateway={"pathwayd_url": dead}))) as url, httpx.AsyncClient() as c:
+        response = await c.get(url + "/v1/health")
+    report = response.json()
+    assert response.status_code == 503
+    assert report["status"] == "degraded"
+    assert report["services"]["pathwayd"] == {
+        "status": "down",
+        "url": dead,
+        "latency_ms": report["services"]["pathwayd"]["latency_ms"],
+        "detail": "unreachable: ConnectError",
+    }
+
+
+def test_chat_waits_as_long_as_chatd_plus_a_margin() -> None:
+    assert family_timeout(load_config(), "chat") == 190
+    assert family_timeout(load_config(chatd={"timeout_secs": 30}), "chat") == 40
+    assert family_timeout(load_config(chatd={"timeout_secs": 0}), "chat") == 190
+    assert family_timeout(load_config(gateway={"timeouts": {"chat": 5}}), "chat") == 5
+    assert family_timeout(load_config(), "sql") == 300

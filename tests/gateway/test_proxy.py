@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from shared.config import load_config
+from shared.topology import UPSTREAMS, Service
+from tests.fakes.echo import GZIPPED
+from tests.gateway.conftest import Stack
+from tests.utils import free_port, run_server
+
+
+async def raw_request(stack: Stack, request_line_and_headers: bytes) -> bytes:
+    """Exactly these bytes on the wire (plus Connection: close), the whole raw response back."""
+    host, port = stack.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request_line_and_headers + b"Connection: close\r\n\r\n")
+    raw = await reader.read()
+    writer.close()
+    return raw
+
+
+def client(stack: Stack, **options: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=stack.url, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("service", UPSTREAMS, ids=[s.name for s in UPSTREAMS])
+async def test_every_family_reaches_its_upstream_intact(stack: Stack, service: Service) -> None:
+    family = service.family
+    async with client(stack) as c:
+        response = await c.post(
+            f"{family}/objects/a%2Fb/c.parquet?x=1&x=2&empty=&q=%20sp",
+            content=b"payload \x00\xff bytes",
+            headers={"X-Custom": "kept", "Authorization": "Bearer tok", "Content-Type": "application/octet-stream"},
+        )
+    seen = response.json()
+    assert response.status_code == 200
+    assert seen["upstream"] == service.name
+    assert seen["method"] == "POST"
+    assert seen["raw_path"] == f"{family}/objects/a%2Fb/c.parquet"
+    assert seen["query"] == "x=1&x=2&empty=&q=%20sp"
+    assert seen["body_length"] == len(b"payload \x00\xff bytes")
+    headers = dict(seen["headers"])
+    assert headers["x-custom"] == "kept"
+    assert headers["authorization"] == "Bearer tok"
+    assert headers["content-type"] == "application/octet-stream"
+
+
+async def test_bare_family_prefix_is_forwarded(stack: Stack) -> None:
+    async with client(stack) as c:
+        response = await c.get("/v1/chat")
+    assert response.json()["raw_path"] == "/v1/chat"
+
+
+async def test_forwarding_headers(stack: Stack) -> None:
+    async with client(stack) as c:
+        response = await c.get(
+            "/v1/sql/echo",
+            headers={"X-Forwarded-For": "198.51.100.7", "X-Request-ID": "req-42", "Host": "lakehouse.example"},
+        )
+    headers = response.json()["headers"]
+    as_dict = dict(headers)
+    assert as_dict["x-forwarded-for"] == "198.51.100.7, 127.0.0.1"
+    assert as_dict["x-forwarded-host"] == "lakehouse.example"
+    assert as_dict["x-forwarded-proto"] == "http"
+    assert as_dict["x-request-id"] == "req-42"
+    assert as_dict["host"].startswith("127.0.0.1:")  # the upstream's own authority
+    assert response.headers["x-request-id"] == "req-42"
+    # Nothing the client did not send: no injected Accept-Encoding, User-Agent or cookies beyond httpx's own.
+    names = [name for name, _ in headers]
+    assert names.count("accept-encoding") == 1  # httpx's own, passed through once
+    assert "cookie" not in names
+
+
+async def test_generated_request_id_is_forwarded_and_echoed(stack: Stack) -> None:
+    async with client(stack) as c:
+        response = await c.get("/v1/sql/echo")
+    rid = response.headers["x-request-id"]
+    assert len(rid) == 32
+    assert dict(response.json()["headers"])["x-request-id"] == rid
+
+
+async def test_no_default_headers_injected(stack: Stack) -> None:
+    # A raw request carries only what the client wrote; the upstream must see no more than that plus X-Forwarded-*.
+    raw = await raw_request(stack, b"GET /v1/sql/echo HTTP/1.1\r\nHost: gw\r\nX-Request-ID: raw-1\r\n")
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    names = sorted(name for name, _ in json.loads(body)["headers"])
+    assert names == ["host", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-request-id"]
+
+
+async def test_hop_by_hop_headers_are_stripped_both_ways(stack: Stack) -> None:
+    async with client(stack) as c:
+        request_side = await c.get(
+            "/v1/sql/echo",
+            headers={
+                "Connection": "keep-alive, X-Client-Private",
+                "X-Client-Private": "drop me",
+                "Keep-Alive": "timeout=5",
+                "TE": "trailers",
+                "Trailer": "x-sum",
+                "Upgrade": "websocket",
+                "Proxy-Authorization": "Basic eA==",
+                "Proxy-Connection": "keep-alive",
+                "X-End-To-End": "kept",
+            },
+        )
+        response_side = await c.get("/v1/sql/hop")
+    names = {name for name, _ in request_side.json()["headers"]}
+    dropped = {"x-client-private", "keep-alive", "te", "trailer", "upgrade", "proxy-authorization", "proxy-connection"}
+    assert names.isdisjoint(dropped)
+    assert "x-end-to-end" in names
+    assert "connection" not in names
+    assert response_side.headers["x-end-to-end"] == "kept"
+    for name in ("x-upstream-private", "keep-alive", "proxy-authenticate", "trailer", "upgrade"):
+        assert name not in response_side.headers
+
+
+async def test_repeated_set_cookie_survives_and_no_jar_is_shared(stack: Stack) -> None:
+    async with client(stack) as c:
+        response = await c.get("/v1/storage/cookies")
+        assert response.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    async with httpx.AsyncClient(base_url=stack.url) as other:
+        echoed = await other.get("/v1/storage/echo")
+    assert "cookie" not in dict(echoed.json()["headers"])
+
+
+async def test_gzip_passes_through_untouched(stack: Stack) -> None:
+    raw = await raw_request(stack, b"GET /v1/embed/gzip HTTP/1.1\r\nHost: gw\r\n")
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert b"content-encoding: gzip" in head.lower()
+    assert body == GZIPPED
+    assert gzip.decompress(body) == b"squeezed " * 100
+
+
+async def test_sse_arrives_incrementally(stack: Stack) -> None:
+    upstream = stack.upstreams["chatd"]
+    async with client(stack) as c, c.stream("GET", "/v1/chat/sse") as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        chunks = response.aiter_raw()
+        first = await asyncio.wait_for(anext(chunks), timeout=5)
+        # The upstream has not sent its last event yet: it waits for this.
+        assert first == b"data: first\n\n"
+        assert not upstream.release_sse.is_set()
+        upstream.release_sse.set()
+        rest = b"".join([chunk async for chunk in chunks])
+    assert rest == b"data: last\n\n"
+
+
+async def test_large_request_body_streams_intact(stack: Stack) -> None:
+    blob = bytes(range(256)) * 40_000  # ~10 MB
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(blob), 65536):
+            yield blob[i : i + 65536]
+
+    async with client(stack) as c:
+        chunked_upload = await c.put("/v1/ingest/upload", content=pieces())
+        sized_upload = await c.put("/v1/ingest/upload", content=blob)
+    for response in (chunked_upload, sized_upload):
+        assert response.json()["body_length"] == len(blob)
+        assert response.json()["body_sha256"] == hashlib.sha256(blob).hexdigest()
+
+
+async def test_head_and_status_codes_pass_through(stack: Stack) -> None:
+    async with client(stack) as c:
+        head = await c.head("/v1/storage/echo")
+        created = await c.get("/v1/storage/status", headers={"X-Want-Status": "201"})
+        teapot = await c.get("/v1/storage/status", headers={"X-Want-Status": "418"})
+        after = await c.get("/v1/storage/echo")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert (created.status_code, teapot.status_code, after.status_code) == (201, 418, 200)
+
+
+async def test_unknown_family_is_404(stack: Stack) -> None:
+    async with client(stack) as c:
+        response = await c.get("/v1/nothing/here")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert error["message"].startswith("no gateway family for /v1/nothing/here; known: /v1/storage,")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        b"/v1/storage/../admin",
+        b"/v1/storage/a/%2e%2e/b",
+        b"/v1/storage/a/%2E%2E",
+        b"/v1/storage/a%2F..%2Fb",
+        b"/v1/storage/..",
+    ],
+)
+async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
+    raw = await raw_request(stack, b"GET " + path + b" HTTP/1.1\r\nHost: gw\r\n")
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert b'"code": "invalid_request"' in raw
+    assert stack.upstreams["storaged"].active == 0
+
+
+async def test_dots_inside_names_are_fine(stack: Stack) -> None:
+    async with client(stack) as c:
+        response = await c.get("/v1/storage/a..b/..c/.hidden")
+    assert response.json()["raw_path"] == "/v1/storage/a..b/..c/.hidden"
+
+
+async def test_upstream_refused_is_502() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with run_server(create_app(load_config(gateway={"vectord_url": dead}))) as url, httpx.AsyncClient() as c:
+        response = await c.get(url + "/v1/vectors/x")
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "upstream_unavailable"
+    assert error["message"] == f"vectord (/v1/vectors): cannot connect to {dead}: Connection refused"
+
+
+async def test_no_headers_within_family_timeout_is_504(stack: Stack) -> None:
+    stack.upstreams["catalogd"].delay_secs = 2
+    async with client(stack) as c:
+        response = await c.get("/v1/catalog/slow")
+    assert response.status_code == 504
+    assert response.json()["error"] == {
+        "code": "upstream_timeout",
+        "message": "catalogd (/v1/catalog): no response headers within 0.5s",
+    }
+
+
+async def test_upstream_failure_mid_body_aborts_the_client(stack: Stack) -> None:
+    async with client(stack) as c:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await c.get("/v1/observer/broken")
+        # The gateway is still healthy afterwards.
+        assert (await c.get("/v1/observer/echo")).status_code == 200
+
+
+async def test_client_disconnect_cancels_upstream_and_frees_connections(stack: Stack) -> None:
+    upstream = stack.upstreams["matrixd"]
+    aborted = 200
+    async with client(stack, timeout=httpx.Timeout(0.2)) as c:
+
+        async def abort_one() -> None:
+            with pytest.raises(httpx.ReadTimeout):
+                await c.get("/v1/matrix/hang")
+
+        for start in range(0, aborted, 50):
+            await asyncio.gather(*(abort_one() for _ in range(start, min(start + 50, aborted))))
+    for _ in range(100):
+        if upstream.disconnected == aborted:
+            break
+        await asyncio.sleep(0.05)
+    assert upstream.disconnected == aborted
+    assert upstream.active == 0
+    # Cancelled exchanges are closed, never pooled half-read.
+    async with client(stack) as c:
+        assert (await c.get("/v1/matrix/echo")).status_code == 200
