@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Everything CI checks: format, lint, types, tests, smokes
-verify: fmt-check lint typecheck test smoke-chatd
+verify: fmt-check lint typecheck test smoke-chatd smoke-stack
 
 # Run the test suite; arguments go to pytest (e.g. `just test -k chatd -x`)
 test *args:
@@ -33,6 +33,10 @@ up *args:
 # Run one service, e.g. `just serve chatd`
 serve name *args:
     uv run lakehouse serve {{name}} {{args}}
+
+# Whole-stack acceptance: `lakehouse up` on free ports, every family through the gateway, clean Ctrl-C
+smoke-stack:
+    bash scripts/stack_smoke.sh
 
 # chatd acceptance: six checks against the Ollama fake (or a real Ollama at $OLLAMA_URL)
 smoke-chatd:

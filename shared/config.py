@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -42,8 +43,8 @@ def _check_bind(bind: str) -> str:
 
 
 def _check_url(url: str) -> str:
-    if url and not url.startswith(("http://", "https://")):
-        raise ValueError(f'expected an http:// or https:// URL (or "" to disable), got "{url}"')
+    if url and (not url.startswith(("http://", "https://")) or not urlsplit(url).hostname):
+        raise ValueError(f'expected an http:// or https:// URL with a host (or "" to disable), got "{url}"')
     return url.rstrip("/")
 
 

@@ -78,6 +78,9 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, json
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # httpx logs every request at INFO; our access and chat lines already say what matters.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, LEVELS[level]))
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes | None:

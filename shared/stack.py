@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -114,12 +115,33 @@ class Supervisor:
         self.stopping = True
 
 
-def run_stack(config: LakehouseConfig, *, config_path: str | None) -> int:
+def port_in_use(bind: str) -> bool:
+    host, port = split_bind(bind)
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        socket.create_server((host, port), family=family).close()
+    except OSError:
+        return True
+    return False
+
+
+def preflight(config: LakehouseConfig) -> str | None:
+    """Why the stack cannot start, found before any process is spawned; None when it can."""
     try:
         for name in SERVICES:
             check_gates(name, config, os.environ)
     except GateRefused as exc:
-        print(f"lakehouse: error: {exc}", file=sys.stderr)
+        return str(exc)
+    taken = [f"{name} ({config.section_bind(name)})" for name in SERVICES if port_in_use(config.section_bind(name))]
+    if taken:
+        return f"address already in use: {', '.join(taken)}; stop what holds it or change the bind"
+    return None
+
+
+def run_stack(config: LakehouseConfig, *, config_path: str | None) -> int:
+    problem = preflight(config)
+    if problem is not None:
+        print(f"lakehouse: error: {problem}", file=sys.stderr)
         return 1
     supervisor = Supervisor(config, config_path)
     previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -1,0 +1,48 @@
+"""Writes a lakehouse.toml that puts the whole stack on free loopback ports (for smokes and tests).
+
+usage: python -m scripts.stack_config OUT.toml [OLLAMA_URL]
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+from shared.topology import SERVICES
+
+NO_KEY = "/nonexistent/lakehouse-smoke.env"
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def stack_config(ollama_url: str) -> str:
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    lines = []
+    for name, port in ports.items():
+        lines += [f"[{name}]", f'bind = "127.0.0.1:{port}"']
+        if name == "chatd":
+            lines.append(f'ollama_url = "{ollama_url}"')
+            # No keys from this machine: only ollama registers, whatever /etc/lakehouse holds.
+            lines += [f'{p}_key_file = "{NO_KEY}"' for p in ("ollama_cloud", "openrouter", "opencode", "kimi")]
+        if name == "gateway":
+            lines += [
+                f'{service.gateway_url_key} = "http://127.0.0.1:{ports[service.name]}"'
+                for service in SERVICES.values()
+                if service.gateway_url_key
+            ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    Path(sys.argv[1]).write_text(stack_config(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:11434"))
