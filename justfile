@@ -45,3 +45,7 @@ smoke-chatd:
 # Gateway benchmark: a hello upstream direct vs through the gateway (1 and 2 workers), c1 and c64
 bench *args:
     uv run python -m scripts.bench_gateway {{args}}
+
+# chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
+bench-chatd *args:
+    uv run python -m scripts.bench_chatd {{args}}

@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gateway.client import UpstreamPool
 from gateway.health import PROBE_TIMEOUT_SECS, probe_all
 from gateway.proxy import FAMILY_PREFIX, Family, FamilyProxy
 from shared.app import service_app
 from shared.config import LakehouseConfig
 from shared.topology import UPSTREAMS
+from shared.upstream import UpstreamPool
 
 # chatd answers within its own timeout_secs; the gateway waits that long plus this margin.
 CHAT_TIMEOUT_MARGIN_SECS = 10.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.client import Headers
+from shared.upstream import Headers
 
 HOP_BY_HOP = frozenset(
     {

@@ -9,7 +9,10 @@ from urllib.parse import unquote_to_bytes
 
 import structlog
 
-from gateway.client import (
+from gateway.headers import strip_hop_by_hop, upstream_request_headers
+from shared.errors import send_error
+from shared.types import ASGIApp, Message, Receive, Scope, Send
+from shared.upstream import (
     Headers,
     UpstreamBroken,
     UpstreamError,
@@ -19,9 +22,6 @@ from gateway.client import (
     UpstreamUnavailable,
     chunked,
 )
-from gateway.headers import strip_hop_by_hop, upstream_request_headers
-from shared.errors import send_error
-from shared.types import ASGIApp, Message, Receive, Scope, Send
 
 FAMILY_PREFIX = "/v1/"
 # How long a request may wait on its upstream before a task starts watching for the client to go away.

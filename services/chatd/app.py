@@ -6,7 +6,9 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import orjson
 import structlog
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -21,6 +23,11 @@ from services.chatd.types import ChatRequest, ProviderError
 from shared.app import service_app
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
+
+
+class OrjsonResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -60,7 +67,7 @@ async def chat(request: Request) -> JSONResponse:
         prompt_tokens=completion.prompt_tokens,
         completion_tokens=completion.completion_tokens,
     )
-    return JSONResponse(
+    return OrjsonResponse(
         {
             "provider": provider.name,
             "model": route.upstream_model,

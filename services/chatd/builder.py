@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
 import structlog
 
 from services.chatd.keys import resolve_key
@@ -35,16 +34,6 @@ PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
 )
 
 
-def new_client(timeout_secs: float) -> httpx.AsyncClient:
-    # One pooled client per provider for the life of the process; trust_env off so a stray proxy variable
-    # never reroutes a request carrying an API key.
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_secs, connect=min(timeout_secs, 10.0)),
-        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        trust_env=False,
-    )
-
-
 def build_registry(config: ChatdConfig, environ: Mapping[str, str]) -> Registry:
     log = structlog.get_logger("chatd")
     timeout = float(config.timeout_secs or DEFAULT_TIMEOUT_SECS)
@@ -68,7 +57,6 @@ def build_registry(config: ChatdConfig, environ: Mapping[str, str]) -> Registry:
             name=spec.name,
             base_url=url,
             translator=spec.translator(),
-            client=new_client(timeout),
             key=key,
             timeout_secs=timeout,
         )

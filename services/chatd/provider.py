@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-import httpx
+import orjson
 
 from services.chatd.types import ChatRequest, Completion, ProviderError, Translator
+from shared.upstream import UpstreamBroken, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 
-USER_AGENT = "lakehouse-chatd/0.1"
+USER_AGENT = b"lakehouse-chatd/0.1"
 DEFAULT_TIMEOUT_SECS = 180.0
 MAX_ERROR_DETAIL = 300
 
@@ -22,21 +22,26 @@ class Provider:
         name: str,
         base_url: str,
         translator: Translator,
-        client: httpx.AsyncClient,
         key: str = "",
         timeout_secs: float = DEFAULT_TIMEOUT_SECS,
     ) -> None:
         self.name = name
         self.base_url = base_url
         self.translator = translator
-        self.client = client
+        # One pooled client per provider for the life of the process: no per-request client or handshake.
+        self.pool = UpstreamPool(base_url)
         self.timeout_secs = timeout_secs or DEFAULT_TIMEOUT_SECS
         self.requests = 0
         self.errors = 0
         self._key = key
-        self._headers = {"content-type": "application/json", "user-agent": USER_AGENT}
+        self._headers = [
+            (b"host", self.pool.host_header),
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json"),
+            (b"user-agent", USER_AGENT),
+        ]
         if key:
-            self._headers["authorization"] = f"Bearer {key}"
+            self._headers.append((b"authorization", b"Bearer " + key.encode()))
 
     async def complete(self, request: ChatRequest, model: str) -> Completion:
         self.requests += 1
@@ -48,37 +53,52 @@ class Provider:
 
     async def _complete(self, request: ChatRequest, model: str) -> Completion:
         call = self.translator.encode(request, model)
-        url = self.base_url + call.path
+        body = orjson.dumps(call.payload)
+        headers = [*self._headers, (b"content-length", str(len(body)).encode())]
         try:
             async with asyncio.timeout(self.timeout_secs):
-                response = await self.client.post(url, content=json.dumps(call.payload), headers=self._headers)
-        except (TimeoutError, httpx.TimeoutException):
+                response = await self.pool.request(
+                    b"POST", call.path.encode(), headers, body, header_timeout_secs=self.timeout_secs
+                )
+                try:
+                    chunks = []
+                    while (chunk := await response.read()) is not None:
+                        chunks.append(chunk)
+                finally:
+                    response.release()
+        except (TimeoutError, UpstreamTimeout):
             raise self._error("upstream_timeout", f"no answer within {self.timeout_secs:g}s") from None
-        except httpx.TransportError as exc:
-            raise self._error("upstream_unavailable", f"cannot reach {url}: {type(exc).__name__}") from None
-        body = self._json(response)
-        if response.status_code == 429:
-            retry_after = response.headers.get("retry-after")
+        except UpstreamUnavailable as exc:
+            raise self._error("upstream_unavailable", str(exc)) from None
+        except UpstreamBroken as exc:
+            raise self._error("upstream_error", str(exc)) from None
+        status = response.status
+        parsed = self._json(b"".join(chunks))
+        if status == 429:
+            retry_after = next((v.decode("latin-1") for k, v in response.headers if k == b"retry-after"), None)
             raise self._error(
                 "rate_limited",
-                self._detail("rate limited the request (429)", body),
+                self._detail("rate limited the request (429)", parsed),
                 headers={"retry-after": retry_after} if retry_after else None,
             )
-        if response.status_code != 200:
-            raise self._error("upstream_error", self._detail(f"answered {response.status_code}", body))
-        if body is None:
+        if status != 200:
+            raise self._error("upstream_error", self._detail(f"answered {status}", parsed))
+        if parsed is None:
             raise self._error("upstream_error", "answered 200 with a body that is not JSON")
         try:
-            return self.translator.decode(body)
+            return self.translator.decode(parsed)
         except (ValueError, AttributeError, TypeError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else "unexpected response shape"
             raise self._error("upstream_error", f"answered 200 but {reason}") from None
 
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
     @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _json(body: bytes) -> Any:
         try:
-            return json.loads(response.content)
-        except ValueError:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
             return None
 
     def _detail(self, what: str, body: Any) -> str:

@@ -29,4 +29,4 @@ class Registry:
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
-            await provider.client.aclose()
+            await provider.aclose()

@@ -1,4 +1,4 @@
-"""A small pooled HTTP/1.1 client on asyncio and httptools: the gateway's forwarding hot path.
+"""A small pooled HTTP/1.1 client on asyncio and httptools: the hot path to upstreams (gateway, chatd).
 
 httpx stays for everything else; here every microsecond per request counts, and bytes must pass untouched
 (no decompression, no injected headers, no cookie jar). One `UpstreamPool` per upstream URL.
