@@ -96,17 +96,18 @@ class FamilyProxy:
         first = await receive()
         if first["type"] == "http.disconnect":
             return
-        body: bytes | AsyncIterator[bytes] = first.get("body", b"")
-        headers = scope["headers"]
-        stream_body = first.get("more_body", False)
-        # A client body of unknown length (it came chunked) goes upstream chunked; one with a length keeps it.
-        rechunk = stream_body and not any(n == b"content-length" for n, _ in headers)
+        headers: Headers = scope["headers"]
+        first_chunk: bytes = first.get("body", b"")
+        body: bytes | AsyncIterator[bytes] = first_chunk
+        stream_body: bool = first.get("more_body", False)
+        has_length = any(name == b"content-length" for name, _ in headers)
+        # A body of unknown length (it came chunked) goes upstream chunked; one with a length keeps its length.
+        rechunk = stream_body and not has_length
         if stream_body:
-            assert isinstance(body, bytes)
-            raw = _request_body(body, receive)
+            raw = _request_body(first_chunk, receive)
             body = chunked(raw) if rechunk else raw
-        elif any(n == b"transfer-encoding" for n, _ in headers):
-            headers = [*headers, (b"content-length", str(len(body)).encode())]  # type: ignore[arg-type]
+        elif first_chunk and not has_length:
+            headers = [*headers, (b"content-length", str(len(first_chunk)).encode())]
         upstream_headers = upstream_request_headers(
             headers,
             host=family.pool.host_header,

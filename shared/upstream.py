@@ -61,6 +61,7 @@ class _Connection(asyncio.Protocol):
 
     def begin(self, *, head_request: bool) -> None:
         self.head_request = head_request
+        self.body_unsent = False
         self.status = 0
         self.headers: Headers = []
         self.headers_ready: asyncio.Future[None] = self.loop.create_future()
@@ -112,6 +113,8 @@ class _Connection(asyncio.Protocol):
             return
         self.status = status
         self.keep_alive = self.parser.should_keep_alive()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)  # an early answer: stop waiting to send more of the body
         if self.head_request:
             # A HEAD response has no body whatever its Content-Length says; the parser cannot be told so,
             # so this connection is not reused.
@@ -288,8 +291,7 @@ class UpstreamPool:
                 await conn.write(head + body)
             else:
                 await conn.write(head)
-                async for chunk in body:
-                    await conn.write(chunk)
+                await self._send_stream(conn, body)
             if not conn.headers_ready.done():
                 # A timer handle rather than asyncio.timeout: this runs once per forwarded request.
                 timer = conn.loop.call_later(header_timeout_secs, conn.header_timeout, header_timeout_secs)
@@ -302,8 +304,23 @@ class UpstreamPool:
             raise
         return UpstreamResponse(self, conn)
 
+    @staticmethod
+    async def _send_stream(conn: _Connection, body: AsyncIterator[bytes]) -> None:
+        """Send a streamed body; stop early, without failing, if the upstream has already answered (a 413)."""
+        try:
+            async for chunk in body:
+                await conn.write(chunk)
+                if conn.headers_ready.done():
+                    break
+            else:
+                return
+        except UpstreamBroken:
+            if not conn.headers_ready.done() or conn.headers_ready.exception() is not None:
+                raise
+        conn.body_unsent = True  # the rest of the body was never sent: the connection cannot carry another request
+
     def release(self, conn: _Connection) -> None:
-        reusable = conn.complete and conn.keep_alive and not conn.closed and not conn.chunks
+        reusable = conn.complete and conn.keep_alive and not conn.closed and not conn.chunks and not conn.body_unsent
         if reusable and len(self._idle) < self.max_idle:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)

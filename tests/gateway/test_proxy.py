@@ -168,6 +168,41 @@ async def test_large_request_body_streams_intact(stack: Stack) -> None:
         assert response.json()["body_sha256"] == hashlib.sha256(blob).hexdigest()
 
 
+async def test_an_early_answer_to_a_streamed_upload_reaches_the_client() -> None:
+    # A size-capped upload service answers 413 after the first piece and stops reading: the gateway must stop
+    # sending (its writes would block forever) and pass the answer on.
+    answer = b'{"error": {"code": "payload_too_large", "message": "too big"}}'
+    done = asyncio.Event()
+
+    async def capped_upload(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read(65536)
+        writer.transport.pause_reading()
+        writer.write(
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(answer), answer)
+        )
+        await done.wait()
+        writer.close()
+
+    upstream = await asyncio.start_server(capped_upload, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(400):
+            yield b"x" * 65536
+            await asyncio.sleep(0)
+
+    config = load_config(gateway={"ingestd_url": f"http://127.0.0.1:{port}"})
+    async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient(timeout=10) as c:
+        try:
+            response = await c.put(url + "/v1/ingest/upload", content=pieces())
+        finally:
+            done.set()
+    assert response.status_code == 413
+    assert response.content == answer
+
+
 async def test_head_and_status_codes_pass_through(stack: Stack) -> None:
     async with client(stack) as c:
         head = await c.head("/v1/storage/echo")
