@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from typing import cast
 
 import httpx
 import pytest
@@ -177,7 +178,7 @@ async def test_an_early_answer_to_a_streamed_upload_reaches_the_client() -> None
     async def capped_upload(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         await reader.read(65536)
-        writer.transport.pause_reading()
+        cast(asyncio.Transport, writer.transport).pause_reading()
         writer.write(
             b"HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n"
             b"content-length: %d\r\n\r\n%s" % (len(answer), answer)
