@@ -111,8 +111,12 @@ def serve_forked(service: str, config: LakehouseConfig, workers: int) -> None:
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
-            code = 0 if _run_server(service, config, [sock]) else 1
-            os._exit(code)
+            code = 1
+            try:
+                code = 0 if _run_server(service, config, [sock]) else 1
+            finally:
+                # Never return into the parent's loop from a child, whatever happened.
+                os._exit(code)
         children.append(pid)
     sock.close()
 

@@ -278,15 +278,15 @@ async def test_upstream_failure_mid_body_aborts_the_client(stack: Stack) -> None
 
 async def test_client_disconnect_cancels_upstream_and_frees_connections(stack: Stack) -> None:
     upstream = stack.upstreams["matrixd"]
-    aborted = 200
-    async with client(stack, timeout=httpx.Timeout(0.2)) as c:
+    aborted = 2000
+    async with client(stack, timeout=httpx.Timeout(0.2), limits=httpx.Limits(max_connections=200)) as c:
 
         async def abort_one() -> None:
             with pytest.raises(httpx.ReadTimeout):
                 await c.get("/v1/matrix/hang")
 
-        for start in range(0, aborted, 50):
-            await asyncio.gather(*(abort_one() for _ in range(start, min(start + 50, aborted))))
+        for start in range(0, aborted, 200):
+            await asyncio.gather(*(abort_one() for _ in range(start, min(start + 200, aborted))))
     for _ in range(100):
         if upstream.disconnected == aborted:
             break
