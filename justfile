@@ -42,7 +42,7 @@ smoke-stack:
 smoke-chatd:
     bash scripts/chatd_smoke.sh
 
-# Gateway benchmark: a hello upstream direct vs through the gateway (1 and 2 workers), c1 and c64
+# Gateway benchmark: a hello upstream direct vs through the gateway (1 worker, one per core), c1 and c64
 bench *args:
     uv run python -m scripts.bench_gateway {{args}}
 

@@ -1,11 +1,12 @@
 """`just bench`: a hello upstream measured directly and through the gateway, at concurrency 1 and 64.
 
-The gateway runs once per `--workers` value (default: 1 and 2), each against the same direct baseline.
+The gateway runs once per `--workers` value (default: 1, then 0 = one per CPU core), against the same direct baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from scripts.benchlib import announce_load_generator, free_port, measure, print_table, process
 
@@ -13,7 +14,7 @@ from scripts.benchlib import announce_load_generator, free_port, measure, print_
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=8, help="duration of each measurement")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="gateway worker counts to run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 0], help="gateway worker counts (0 = per core)")
     args = parser.parse_args()
     upstream_port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
@@ -34,7 +35,7 @@ def main() -> None:
             }
             with process("gateway", ["-m", "shared.cli", "serve", "gateway"], gateway + "/health", env):
                 measure("warm-up", gateway + path, 8, 1)
-                label = f"gateway x{workers}"
+                label = f"gateway x{workers or os.cpu_count()}"
                 tables.append((label, [measure(label, gateway + path, c, args.seconds) for c in (1, 64)]))
     for label, via in tables:
         print_table(direct, via, label)

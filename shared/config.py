@@ -71,7 +71,7 @@ class GatewayTimeouts(Section):
 
 class GatewayConfig(Section):
     bind: Bind = Field("127.0.0.1:3110", description="address the gateway listens on")
-    workers: int = Field(1, ge=1, le=64, description="gateway processes sharing the port; one per core is the most")
+    workers: int = Field(0, ge=0, le=256, description="gateway processes sharing the port; 0 = one per CPU core")
     storaged_url: Url = Field("http://127.0.0.1:3211", description="upstream of /v1/storage")
     catalogd_url: Url = Field("http://127.0.0.1:3212", description="upstream of /v1/catalog")
     ingestd_url: Url = Field("http://127.0.0.1:3213", description="upstream of /v1/ingest")

@@ -91,7 +91,7 @@ def _run_server(service: str, config: LakehouseConfig, sockets: list[socket.sock
 def serve(service: str, config: LakehouseConfig) -> None:
     """Run `service` until SIGINT/SIGTERM (uvicorn installs the handlers and drains connections)."""
     check_gates(service, config, os.environ)
-    workers = config.gateway.workers if service == "gateway" else 1
+    workers = (config.gateway.workers or os.cpu_count() or 1) if service == "gateway" else 1
     if workers > 1:
         serve_forked(service, config, workers)
     elif not _run_server(service, config):

