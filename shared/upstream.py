@@ -219,6 +219,7 @@ class UpstreamPool:
         *,
         max_idle: int = DEFAULT_MAX_IDLE,
         connect_timeout_secs: float = DEFAULT_CONNECT_TIMEOUT_SECS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -226,7 +227,9 @@ class UpstreamPool:
         self.url = url
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
+        self.ssl: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self.ssl = ssl_context or ssl.create_default_context()
         self.host_header = parts.netloc.rpartition("@")[2].encode()
         self.path_prefix = parts.path.rstrip("/").encode()
         self.max_idle = max_idle
@@ -240,6 +243,11 @@ class UpstreamPool:
                 _, conn = await loop.create_connection(lambda: _Connection(loop), self.host, self.port, ssl=self.ssl)
         except TimeoutError:
             raise UpstreamUnavailable(f"connecting to {self.url} timed out") from None
+        except ssl.SSLCertVerificationError as exc:
+            reason = f"TLS certificate verify failed: {exc.verify_message}"
+            raise UpstreamUnavailable(f"cannot connect to {self.url}: {reason}") from None
+        except ssl.SSLError as exc:
+            raise UpstreamUnavailable(f"cannot connect to {self.url}: TLS error: {exc.reason}") from None
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise UpstreamUnavailable(f"cannot connect to {self.url}: {reason}") from None
