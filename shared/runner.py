@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import ipaddress
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
@@ -17,6 +19,14 @@ import uvicorn
 
 from shared.config import LakehouseConfig, split_bind
 from shared.topology import SERVICES
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Linux only: when the parent is killed outright, this process gets SIGTERM instead of living on orphaned."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class GateRefused(Exception):
@@ -113,6 +123,8 @@ def serve_forked(service: str, config: LakehouseConfig, workers: int) -> None:
         if pid == 0:
             code = 1
             try:
+                if sys.platform == "linux":
+                    die_with_parent()
                 code = 0 if _run_server(service, config, [sock]) else 1
             finally:
                 # Never return into the parent's loop from a child, whatever happened.

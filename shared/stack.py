@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -16,19 +15,12 @@ from types import FrameType
 import httpx
 
 from shared.config import LakehouseConfig, split_bind
-from shared.runner import GateRefused, check_gates
+from shared.runner import GateRefused, check_gates, die_with_parent
 from shared.topology import SERVICES
 
 STARTUP_TIMEOUT_SECS = 30.0
 STOP_TIMEOUT_SECS = 10.0
 POLL_SECS = 0.1
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Linux only: a child whose supervisor is killed outright gets SIGTERM instead of living on as an orphan.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def probe_url(bind: str) -> str:
@@ -57,7 +49,7 @@ class Supervisor:
     def start(self) -> None:
         command = [sys.executable, "-m", "shared.cli", "serve"]
         extra = ["--config", self.config_path] if self.config_path else []
-        preexec = _die_with_parent if sys.platform == "linux" else None
+        preexec = die_with_parent if sys.platform == "linux" else None
         for name in SERVICES:
             # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
             process = subprocess.Popen([*command, name, *extra], preexec_fn=preexec, process_group=0)

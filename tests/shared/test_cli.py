@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -112,3 +113,17 @@ def test_gateway_workers_share_the_port_and_stop_together() -> None:
         out, _ = gateway.communicate(timeout=30)
     assert gateway.returncode == 0
     assert out.count("Application shutdown complete") == 2
+
+
+def test_gateway_workers_die_with_a_killed_parent() -> None:
+    port = free_port()
+    gateway = run_cli("serve", "gateway", env={"LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2"})
+    wait_for_http(f"http://127.0.0.1:{port}/health", gateway)
+    workers = [int(pid) for pid in Path(f"/proc/{gateway.pid}/task/{gateway.pid}/children").read_text().split()]
+    assert len(workers) == 2
+    gateway.kill()
+    gateway.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived their killed parent"
+        time.sleep(0.05)
