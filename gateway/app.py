@@ -26,7 +26,7 @@ CHAT_TIMEOUT_MARGIN_SECS = 10.0
 def family_timeout(config: LakehouseConfig, family: str) -> float:
     configured: float = getattr(config.gateway.timeouts, family)
     if family == "chat" and not configured:
-        return (config.chatd.timeout_secs or 180) + CHAT_TIMEOUT_MARGIN_SECS
+        return config.chatd.call_timeout_secs + CHAT_TIMEOUT_MARGIN_SECS
     return configured
 
 
@@ -37,13 +37,12 @@ def upstream_urls(config: LakehouseConfig) -> dict[str, str]:
 
 
 def build_families(config: LakehouseConfig) -> dict[str, Family]:
+    urls = upstream_urls(config)
     families = {}
     for service in UPSTREAMS:
-        url: str = getattr(config.gateway, service.gateway_url_key)
-        if not url:
-            continue
-        name = service.family.removeprefix(FAMILY_PREFIX)
-        families[name] = Family(name, service.name, UpstreamPool(url), family_timeout(config, name))
+        if service.name in urls:
+            name = service.family.removeprefix(FAMILY_PREFIX)
+            families[name] = Family(name, service.name, UpstreamPool(urls[service.name]), family_timeout(config, name))
     return families
 
 

@@ -29,7 +29,8 @@ def _connection_tokens(headers: Headers) -> frozenset[bytes]:
 
 def strip_hop_by_hop(headers: Headers) -> Headers:
     """Drop the headers named in Connection, then the fixed hop-by-hop list; names must be lowercase."""
-    drop = HOP_BY_HOP | _connection_tokens(headers) if any(n == b"connection" for n, _ in headers) else HOP_BY_HOP
+    tokens = _connection_tokens(headers)
+    drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
     return [(name, value) for name, value in headers if name not in drop]
 
 

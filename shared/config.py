@@ -153,6 +153,11 @@ class ChatdConfig(Section):
     kimi_key_file: str = Field("/etc/lakehouse/kimi.env", description=".env fallback file")
     timeout_secs: int = Field(180, ge=0, description="per-call upstream timeout; 0 = 180")
 
+    @property
+    def call_timeout_secs(self) -> float:
+        """timeout_secs with the seed's rule applied: 0 means 180."""
+        return float(self.timeout_secs or 180)
+
 
 class S3Config(Section):
     endpoint: str = Field("http://localhost:9000", description="S3-compatible endpoint")

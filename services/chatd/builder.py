@@ -11,7 +11,7 @@ from services.chatd.keys import resolve_key
 from services.chatd.ollama import OllamaChat
 from services.chatd.ollama_cloud import OllamaGenerate
 from services.chatd.openai_compat import OpenAIChat
-from services.chatd.provider import DEFAULT_TIMEOUT_SECS, Provider
+from services.chatd.provider import Provider
 from services.chatd.registry import Registry
 from services.chatd.types import Translator
 from shared.config import ChatdConfig
@@ -36,7 +36,7 @@ PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
 
 def build_registry(config: ChatdConfig, environ: Mapping[str, str]) -> Registry:
     log = structlog.get_logger("chatd")
-    timeout = float(config.timeout_secs or DEFAULT_TIMEOUT_SECS)
+    timeout = config.call_timeout_secs
     providers: dict[str, Provider] = {}
     unregistered: dict[str, str] = {}
     for spec in PROVIDER_SPECS:

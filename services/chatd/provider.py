@@ -11,7 +11,6 @@ from services.chatd.types import ChatRequest, Completion, ProviderError, Transla
 from shared.upstream import UpstreamBroken, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
 
 USER_AGENT = b"lakehouse-chatd/0.1"
-DEFAULT_TIMEOUT_SECS = 180.0
 MAX_ERROR_DETAIL = 300
 
 
@@ -23,14 +22,14 @@ class Provider:
         base_url: str,
         translator: Translator,
         key: str = "",
-        timeout_secs: float = DEFAULT_TIMEOUT_SECS,
+        timeout_secs: float,
     ) -> None:
         self.name = name
         self.base_url = base_url
         self.translator = translator
         # One pooled client per provider for the life of the process: no per-request client or handshake.
         self.pool = UpstreamPool(base_url)
-        self.timeout_secs = timeout_secs or DEFAULT_TIMEOUT_SECS
+        self.timeout_secs = timeout_secs
         self.requests = 0
         self.errors = 0
         self._key = key
