@@ -17,7 +17,8 @@ from typing import Any
 import structlog
 import uvicorn
 
-from shared.config import LakehouseConfig, split_bind
+from shared.config import LakehouseConfig
+from shared.sections import split_bind
 from shared.topology import SERVICES
 
 _PR_SET_PDEATHSIG = 1

@@ -14,8 +14,9 @@ from types import FrameType
 
 import httpx
 
-from shared.config import LakehouseConfig, split_bind
+from shared.config import LakehouseConfig
 from shared.runner import GateRefused, check_gates, die_with_parent
+from shared.sections import split_bind
 from shared.topology import SERVICES
 
 STARTUP_TIMEOUT_SECS = 30.0

@@ -14,7 +14,7 @@ from services.chatd.openai_compat import OpenAIChat
 from services.chatd.provider import Provider
 from services.chatd.registry import Registry
 from services.chatd.types import Translator
-from shared.config import ChatdConfig
+from shared.sections import ChatdConfig
 
 
 @dataclass(frozen=True, slots=True)

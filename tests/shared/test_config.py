@@ -7,7 +7,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from scripts.write_default_config import default_config_text
-from shared.config import SERVICE_SECTIONS, TIERS, ConfigError, LakehouseConfig, load_config, split_bind
+from shared.config import SERVICE_SECTIONS, ConfigError, LakehouseConfig, load_config
+from shared.sections import TIERS, split_bind
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,218 @@
+"""The sections of the lakehouse configuration, one model each, with the Go original's keys and defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """Split "host:port" (or "[v6]:port") into its parts, raising ValueError with the expected form."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'expected "host:port" (e.g. "127.0.0.1:3110"), got "{bind}"')
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def _check_bind(bind: str) -> str:
+    split_bind(bind)
+    return bind
+
+
+def _check_url(url: str) -> str:
+    if url and (not url.startswith(("http://", "https://")) or not urlsplit(url).hostname):
+        raise ValueError(f'expected an http:// or https:// URL with a host (or "" to disable), got "{url}"')
+    return url.rstrip("/")
+
+
+Bind = Annotated[str, AfterValidator(_check_bind)]
+Url = Annotated[str, AfterValidator(_check_url)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class GatewayTimeouts(Section):
+    storage: float = Field(300.0, gt=0, description="seconds to wait for storaged's response headers")
+    catalog: float = Field(30.0, gt=0, description="seconds to wait for catalogd's response headers")
+    ingest: float = Field(600.0, gt=0, description="seconds to wait for ingestd (large CSV uploads)")
+    sql: float = Field(300.0, gt=0, description="seconds to wait for queryd")
+    vectors: float = Field(60.0, gt=0, description="seconds to wait for vectord")
+    embed: float = Field(60.0, gt=0, description="seconds to wait for embedd")
+    pathway: float = Field(30.0, gt=0, description="seconds to wait for pathwayd")
+    matrix: float = Field(60.0, gt=0, description="seconds to wait for matrixd")
+    observer: float = Field(30.0, gt=0, description="seconds to wait for observerd")
+    chat: float = Field(0.0, ge=0, description="seconds to wait for chatd; 0 = chatd's timeout_secs plus 10")
+
+
+class GatewayConfig(Section):
+    bind: Bind = Field("127.0.0.1:3110", description="address the gateway listens on")
+    workers: int = Field(0, ge=0, le=256, description="gateway processes sharing the port; 0 = one per CPU core")
+    storaged_url: Url = Field("http://127.0.0.1:3211", description="upstream of /v1/storage")
+    catalogd_url: Url = Field("http://127.0.0.1:3212", description="upstream of /v1/catalog")
+    ingestd_url: Url = Field("http://127.0.0.1:3213", description="upstream of /v1/ingest")
+    queryd_url: Url = Field("http://127.0.0.1:3214", description="upstream of /v1/sql")
+    vectord_url: Url = Field("http://127.0.0.1:3215", description="upstream of /v1/vectors")
+    embedd_url: Url = Field("http://127.0.0.1:3216", description="upstream of /v1/embed")
+    pathwayd_url: Url = Field("http://127.0.0.1:3217", description="upstream of /v1/pathway")
+    matrixd_url: Url = Field("http://127.0.0.1:3218", description="upstream of /v1/matrix")
+    observerd_url: Url = Field("http://127.0.0.1:3219", description="upstream of /v1/observer")
+    chatd_url: Url = Field("http://127.0.0.1:3220", description="upstream of /v1/chat")
+    timeouts: GatewayTimeouts = Field(default_factory=GatewayTimeouts, description="per-family header timeouts")
+
+
+class ServiceConfig(Section):
+    bind: Bind = Field("127.0.0.1:3211", description="address the service listens on")
+
+
+class CatalogConfig(Section):
+    bind: Bind = Field("127.0.0.1:3212", description="address catalogd listens on")
+    storaged_url: Url = Field("http://127.0.0.1:3211", description="storaged, where manifests are persisted")
+
+
+class IngestConfig(Section):
+    bind: Bind = Field("127.0.0.1:3213", description="address ingestd listens on")
+    storaged_url: Url = Field("http://127.0.0.1:3211", description="storaged, where Parquet is PUT")
+    catalogd_url: Url = Field("http://127.0.0.1:3212", description="catalogd, where datasets are registered")
+    max_ingest_bytes: int = Field(256 << 20, gt=0, description="largest accepted multipart body, in bytes")
+
+
+class QuerydConfig(Section):
+    bind: Bind = Field("127.0.0.1:3214", description="address queryd listens on")
+    catalogd_url: Url = Field("http://127.0.0.1:3212", description="catalogd, read for view registration")
+    secrets_path: str = Field("/etc/lakehouse/secrets-go.toml", description="S3 credentials file")
+    refresh_every: str = Field("30s", description="how often views are refreshed (duration string)")
+
+
+class VectordConfig(Section):
+    bind: Bind = Field("127.0.0.1:3215", description="address vectord listens on")
+    storaged_url: Url = Field("http://127.0.0.1:3211", description='storaged for index persistence; "" = none')
+
+
+class EmbeddConfig(Section):
+    bind: Bind = Field("127.0.0.1:3216", description="address embedd listens on")
+    provider_url: Url = Field("http://localhost:11434", description="embedding backend (Ollama)")
+    default_model: str = Field("nomic-embed-text", description="model used when a request names none")
+    cache_size: int = Field(10_000, ge=0, description="LRU cache entries; 0 disables caching")
+
+
+class PathwaydConfig(Section):
+    bind: Bind = Field("127.0.0.1:3217", description="address pathwayd listens on")
+    persist_path: str = Field("", description='JSONL log path; "" = in-memory only')
+
+
+class MatrixdConfig(Section):
+    bind: Bind = Field("127.0.0.1:3218", description="address matrixd listens on")
+    embedd_url: Url = Field("http://127.0.0.1:3216", description="embedd, for query text")
+    vectord_url: Url = Field("http://127.0.0.1:3215", description="vectord, searched per corpus")
+
+
+class ObserverdConfig(Section):
+    bind: Bind = Field("127.0.0.1:3219", description="address observerd listens on")
+    persist_path: str = Field("", description='JSONL ops log path; "" = in-memory only')
+
+
+class ChatdConfig(Section):
+    bind: Bind = Field("127.0.0.1:3220", description="address chatd listens on")
+    ollama_url: Url = Field("http://localhost:11434", description='local Ollama; "" = not registered')
+    ollama_cloud_url: Url = Field("https://ollama.com", description="Ollama Cloud API base")
+    openrouter_url: Url = Field("https://openrouter.ai/api/v1", description="OpenRouter API base")
+    opencode_url: Url = Field("https://opencode.ai/zen/v1", description="OpenCode Zen API base")
+    kimi_url: Url = Field("https://api.kimi.com/coding/v1", description="Kimi For Coding API base")
+    ollama_cloud_key_env: str = Field("OLLAMA_CLOUD_KEY", description="env var holding the Ollama Cloud key")
+    openrouter_key_env: str = Field("OPENROUTER_API_KEY", description="env var holding the OpenRouter key")
+    opencode_key_env: str = Field("OPENCODE_API_KEY", description="env var holding the OpenCode key")
+    kimi_key_env: str = Field("KIMI_API_KEY", description="env var holding the Kimi key")
+    ollama_cloud_key_file: str = Field("/etc/lakehouse/ollama_cloud.env", description=".env fallback file")
+    openrouter_key_file: str = Field("/etc/lakehouse/openrouter.env", description=".env fallback file")
+    opencode_key_file: str = Field("/etc/lakehouse/opencode.env", description=".env fallback file")
+    kimi_key_file: str = Field("/etc/lakehouse/kimi.env", description=".env fallback file")
+    timeout_secs: int = Field(180, ge=0, description="per-call upstream timeout; 0 = 180")
+
+    @property
+    def call_timeout_secs(self) -> float:
+        """timeout_secs with the seed's rule applied: 0 means 180."""
+        return float(self.timeout_secs or 180)
+
+
+class S3Config(Section):
+    endpoint: str = Field("http://localhost:9000", description="S3-compatible endpoint")
+    region: str = Field("us-east-1", description="S3 region")
+    bucket: str = Field("lakehouse-primary", description="bucket holding the lakehouse")
+    access_key_id: str = Field("", description="S3 access key id")
+    secret_access_key: SecretStr = Field(SecretStr(""), description="S3 secret key (never printed)")
+    use_path_style: bool = Field(True, description="path-style addressing (MinIO)")
+
+
+TIERS = (
+    "local_fast",
+    "local_embed",
+    "local_judge",
+    "local_review",
+    "cloud_judge",
+    "cloud_review",
+    "cloud_strong",
+    "frontier_review",
+    "frontier_arch",
+    "frontier_strong",
+    "frontier_free",
+)
+
+
+class ModelsConfig(Section):
+    local_fast: str = Field("qwen3.5:latest", description="tier 1: local hot path")
+    local_embed: str = Field("nomic-embed-text", description="tier 1: local embeddings")
+    local_judge: str = Field("qwen3.5:latest", description="tier 1: local judge")
+    local_review: str = Field("qwen3.5:latest", description="tier 1: local review")
+    cloud_judge: str = Field("kimi-k2.6:cloud", description="tier 2: Ollama Cloud judge")
+    cloud_review: str = Field("qwen3-coder:480b", description="tier 2: Ollama Cloud review")
+    cloud_strong: str = Field("deepseek-v3.2", description="tier 2: Ollama Cloud strong")
+    frontier_review: str = Field("openrouter/anthropic/claude-opus-4-7", description="tier 3: review")
+    frontier_arch: str = Field("openrouter/moonshotai/kimi-k2-0905", description="tier 3: architecture")
+    frontier_strong: str = Field("openrouter/openai/gpt-5", description="tier 3: strongest")
+    frontier_free: str = Field("opencode/claude-opus-4-7", description="tier 3: OpenCode")
+    weak_models: list[str] = Field(
+        default_factory=lambda: ["qwen3.5:latest", "qwen3:latest"],
+        description="models eligible for the local hot path (bypass the downgrade gate)",
+    )
+
+    def resolve(self, tier: str) -> str:
+        """The model id configured for `tier`, or "" for an unknown tier."""
+        if tier not in TIERS:
+            return ""
+        value: str = getattr(self, tier)
+        return value
+
+    def is_weak(self, model: str) -> bool:
+        return model in self.weak_models
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="lowest level logged")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+def _check_networks(entries: list[str]) -> list[str]:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f'expected a CIDR (e.g. "10.0.0.0/8") or a bare IPv4/IPv6 address, got "{entry}"'
+            ) from None
+    return entries
+
+
+class AuthConfig(Section):
+    token: SecretStr = Field(SecretStr(""), description='Bearer token every request must carry; "" = none')
+    allowed_ips: Annotated[list[str], AfterValidator(_check_networks)] = Field(
+        default_factory=list, description="CIDRs or bare IPs allowed to connect; empty = any"
+    )
