@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from scripts.benchlib import announce_load_generator, free_port, measure, print_table, process
+from scripts.benchlib import announce_load_generator, measure, print_table, process
+from scripts.localnet import free_port
 
 NO_KEY = "/nonexistent/lakehouse-bench.env"
 MESSAGES = [{"role": "user", "content": "say ok"}]

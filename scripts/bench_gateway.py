@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from scripts.benchlib import announce_load_generator, free_port, measure, print_table, process
+from scripts.benchlib import announce_load_generator, measure, print_table, process
+from scripts.localnet import free_port
 
 
 def main() -> None:

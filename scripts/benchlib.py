@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from scripts.localnet import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,13 +32,6 @@ class Result:
     errors: int
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def process(name: str, args: Sequence[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
@@ -45,16 +39,10 @@ def process(name: str, args: Sequence[str], health_url: str, env: dict[str, str]
         [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(health_url, timeout=1).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"{name} did not start; see {log.name}")
-            time.sleep(0.1)
+        try:
+            wait_for_http(health_url, proc)
+        except AssertionError as exc:
+            raise SystemExit(f"{name} did not start ({exc}); see {log.name}") from None
         yield
     finally:
         proc.terminate()

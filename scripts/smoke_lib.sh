@@ -8,7 +8,7 @@ PIDS=()
 PY="${PY:-uv run --quiet python}"
 
 free_port() {
-    $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    $PY -c 'from scripts.localnet import free_port; print(free_port())'
 }
 
 cleanup() {

@@ -5,24 +5,13 @@ usage: python -m scripts.stack_config OUT.toml [OLLAMA_URL]
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
+from scripts.localnet import free_ports
 from shared.topology import SERVICES
 
 NO_KEY = "/nonexistent/lakehouse-smoke.env"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def stack_config(ollama_url: str) -> str:

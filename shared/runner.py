@@ -109,14 +109,20 @@ def serve(service: str, config: LakehouseConfig) -> None:
         raise SystemExit(1)
 
 
+def bind_socket(bind: str) -> socket.socket:
+    """A listening TCP socket on "host:port" (IPv4 or IPv6); OSError when the address cannot be had."""
+    host, port = split_bind(bind)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=2048)
+
+
 def serve_forked(service: str, config: LakehouseConfig, workers: int) -> None:
     """Bind once, then fork `workers` processes that accept on the shared socket; stop them all together."""
-    host, port = split_bind(config.section_bind(service))
+    bind = config.section_bind(service)
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family, backlog=2048)
+        sock = bind_socket(bind)
     except OSError as exc:
-        structlog.get_logger("runner").error("cannot bind", service=service, bind=f"{host}:{port}", error=str(exc))
+        structlog.get_logger("runner").error("cannot bind", service=service, bind=bind, error=str(exc))
         raise SystemExit(1) from None
     children: list[int] = []
     for _ in range(workers):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from types import FrameType
 import httpx
 
 from shared.config import LakehouseConfig
-from shared.runner import GateRefused, check_gates, die_with_parent
+from shared.runner import GateRefused, bind_socket, check_gates, die_with_parent
 from shared.sections import split_bind
 from shared.topology import SERVICES
 
@@ -109,10 +108,8 @@ class Supervisor:
 
 
 def port_in_use(bind: str) -> bool:
-    host, port = split_bind(bind)
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        socket.create_server((host, port), family=family).close()
+        bind_socket(bind).close()
     except OSError:
         return True
     return False

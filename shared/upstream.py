@@ -205,6 +205,16 @@ class UpstreamResponse:
     async def read(self) -> bytes | None:
         return await self._conn.read()
 
+    async def read_all(self) -> bytes:
+        """The whole body (for callers that do not stream it), then the connection goes back to the pool."""
+        try:
+            chunks = []
+            while (chunk := await self._conn.read()) is not None:
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            self.release()
+
     def release(self) -> None:
         """Return the connection to the pool if the exchange finished cleanly, else close it."""
         if not self._released:

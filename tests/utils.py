@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +10,10 @@ from typing import Any
 import httpx
 import uvicorn
 
+from scripts.localnet import free_port, wait_for_http
 from shared.runner import uvicorn_config
+
+__all__ = ["app_client", "asgi_client", "free_port", "run_server", "run_servers", "wait_for_http"]
 
 
 @asynccontextmanager
@@ -52,31 +52,8 @@ def asgi_client(app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000)) -> 
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=client), base_url="http://testserver")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def app_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client for `app` with its lifespan running (ASGITransport does not run it)."""
     async with app.router.lifespan_context(app), asgi_client(app) as client:
         yield client
-
-
-def wait_for_http(
-    url: str, process: subprocess.Popen[str] | None = None, *, timeout_secs: float = 30
-) -> httpx.Response:
-    """GET `url` until it answers; fail early if `process` exits first."""
-    deadline = time.monotonic() + timeout_secs
-    while True:
-        try:
-            return httpx.get(url)
-        except httpx.TransportError:
-            if process is not None and process.poll() is not None:
-                raise AssertionError(f"process exited with {process.returncode}: {process.communicate()}") from None
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not answer within {timeout_secs}s") from None
-            time.sleep(0.1)

@@ -59,12 +59,7 @@ class Provider:
                 response = await self.pool.request(
                     b"POST", call.path.encode(), headers, body, header_timeout_secs=self.timeout_secs
                 )
-                try:
-                    chunks = []
-                    while (chunk := await response.read()) is not None:
-                        chunks.append(chunk)
-                finally:
-                    response.release()
+                raw = await response.read_all()
         except (TimeoutError, UpstreamTimeout):
             raise self._error("upstream_timeout", f"no answer within {self.timeout_secs:g}s") from None
         except UpstreamUnavailable as exc:
@@ -72,7 +67,7 @@ class Provider:
         except UpstreamBroken as exc:
             raise self._error("upstream_error", str(exc)) from None
         status = response.status
-        parsed = self._json(b"".join(chunks))
+        parsed = self._json(raw)
         if status == 429:
             retry_after = next((v.decode("latin-1") for k, v in response.headers if k == b"retry-after"), None)
             raise self._error(

@@ -18,11 +18,7 @@ from tests.utils import run_server
 
 async def read_all(pool: UpstreamPool, target: bytes) -> tuple[int, bytes]:
     response = await pool.request(b"GET", target, [(b"host", pool.host_header)], b"", header_timeout_secs=5)
-    body = b""
-    while (chunk := await response.read()) is not None:
-        body += chunk
-    response.release()
-    return response.status, body
+    return response.status, await response.read_all()
 
 
 async def hello(request: Request) -> PlainTextResponse:
