@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from scripts.stack_config import stack_config
+from shared.stack import port_in_use
 from tests.utils import wait_for_http
 
 
@@ -38,11 +39,7 @@ def alive(pid: int) -> bool:
 
 
 def port_free(port: int) -> bool:
-    try:
-        socket.create_server(("127.0.0.1", port)).close()
-    except OSError:
-        return False
-    return True
+    return not port_in_use(f"127.0.0.1:{port}")
 
 
 def start_up(config: Path) -> subprocess.Popen[str]:
