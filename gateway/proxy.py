@@ -14,12 +14,9 @@ from shared.errors import send_error
 from shared.types import ASGIApp, Message, Receive, Scope, Send
 from shared.upstream import (
     Headers,
-    UpstreamBroken,
     UpstreamError,
     UpstreamPool,
     UpstreamResponse,
-    UpstreamTimeout,
-    UpstreamUnavailable,
     chunked,
 )
 
@@ -147,7 +144,7 @@ class FamilyProxy:
                 scope["method"].encode(), target, headers, body, header_timeout_secs=family.header_timeout_secs
             )
         except UpstreamError as exc:
-            await send_error(send, ERROR_CODES[type(exc)], f"{where}: {exc}")
+            await send_error(send, exc.code, f"{where}: {exc}")
             return
         watch.start()
         try:
@@ -201,13 +198,6 @@ class DisconnectWatch:
             self._timer.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
-
-
-ERROR_CODES: dict[type[UpstreamError], str] = {
-    UpstreamUnavailable: "upstream_unavailable",
-    UpstreamTimeout: "upstream_timeout",
-    UpstreamBroken: "upstream_error",
-}
 
 
 def _start(response: UpstreamResponse) -> Message:

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from scripts.benchlib import announce_load_generator, measure, print_table, process
-from scripts.localnet import free_port
+from tests.support.net import free_port
 
 NO_KEY = "/nonexistent/lakehouse-bench.env"
 MESSAGES = [{"role": "user", "content": "say ok"}]
@@ -29,7 +29,9 @@ def main() -> None:
     chat_body = json.dumps({"model": "qwen3.5:latest", "messages": MESSAGES})
     announce_load_generator()
     with (
-        process("fake", ["-m", "tests.fakes.ollama", "--port", str(fake_port), "--no-record"], fake + "/api/tags"),
+        process(
+            "fake", ["-m", "tests.support.fakes.ollama", "--port", str(fake_port), "--no-record"], fake + "/api/tags"
+        ),
         process("chatd", ["-m", "shared.cli", "serve", "chatd"], chatd + "/health", env),
     ):
         measure("warm-up", chatd + "/v1/chat", 4, 1, chat_body.encode())

@@ -9,7 +9,7 @@ import argparse
 import os
 
 from scripts.benchlib import announce_load_generator, measure, print_table, process
-from scripts.localnet import free_port
+from tests.support.net import free_port
 
 
 def main() -> None:

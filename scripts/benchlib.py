@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.localnet import wait_for_http
+from tests.support.net import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ model=${SMOKE_MODEL:-qwen3.5:latest}
 if [ -z "${OLLAMA_URL:-}" ]; then
     fake_port=$(free_port)
     OLLAMA_URL="http://127.0.0.1:$fake_port"
-    start "ollama fake" "$logs/ollama.log" $PY -m tests.fakes.ollama --port "$fake_port"
+    start "ollama fake" "$logs/ollama.log" $PY -m tests.support.fakes.ollama --port "$fake_port"
     wait_healthy "$OLLAMA_URL/api/tags" || exit 1
 fi
 

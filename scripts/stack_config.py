@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from scripts.localnet import free_ports
 from shared.topology import SERVICES
+from tests.support.net import free_ports
 
 NO_KEY = "/nonexistent/lakehouse-smoke.env"
 

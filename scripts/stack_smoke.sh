@@ -7,7 +7,7 @@ source scripts/smoke_lib.sh
 
 work=$(mktemp -d)
 fake_port=$(free_port)
-start "ollama fake" "$work/ollama.log" $PY -m tests.fakes.ollama --port "$fake_port"
+start "ollama fake" "$work/ollama.log" $PY -m tests.support.fakes.ollama --port "$fake_port"
 wait_healthy "http://127.0.0.1:$fake_port/api/tags" || exit 1
 
 $PY -m scripts.stack_config "$work/lakehouse.toml" "http://127.0.0.1:$fake_port"

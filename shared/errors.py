@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -10,30 +11,71 @@ from starlette.responses import Response
 
 from shared.types import Send
 
-STATUS_BY_CODE: dict[str, int] = {
+ErrorCode = Literal[
+    "invalid_request",
+    "read_only",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "provider_not_registered",
+    "method_not_allowed",
+    "request_timeout",
+    "already_exists",
+    "schema_mismatch",
+    "version_conflict",
+    "key_conflict",
+    "precondition_failed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "range_not_satisfiable",
+    "rate_limited",
+    "headers_too_large",
+    "internal_error",
+    "not_implemented",
+    "upstream_unavailable",
+    "upstream_error",
+    "service_unavailable",
+    "upstream_timeout",
+    "query_timeout",
+]
+
+# The one table of codes and the status each implies; a test keeps it equal to ErrorCode.
+STATUS_BY_CODE: dict[ErrorCode, int] = {
     "invalid_request": 400,
+    "read_only": 400,
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
     "provider_not_registered": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
+    "already_exists": 409,
+    "schema_mismatch": 409,
+    "version_conflict": 409,
+    "key_conflict": 409,
+    "precondition_failed": 412,
     "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "range_not_satisfiable": 416,
     "rate_limited": 429,
+    "headers_too_large": 431,
     "internal_error": 500,
     "not_implemented": 501,
     "upstream_unavailable": 502,
     "upstream_error": 502,
+    "service_unavailable": 503,
     "upstream_timeout": 504,
+    "query_timeout": 504,
 }
 
 # Starlette raises HTTPException for unrouted paths and wrong methods; these give them our codes.
-CODE_BY_STATUS: dict[int, str] = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
+CODE_BY_STATUS: dict[int, ErrorCode] = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
 
 
 class LakehouseError(Exception):
     """An error a handler raises to answer with the standard error body."""
 
-    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -41,11 +83,11 @@ class LakehouseError(Exception):
         self.headers = headers or {}
 
 
-def error_body(code: str, message: str) -> bytes:
+def error_body(code: ErrorCode, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
-def error_response(code: str, message: str, *, headers: dict[str, str] | None = None) -> Response:
+def error_response(code: ErrorCode, message: str, *, headers: dict[str, str] | None = None) -> Response:
     return Response(
         error_body(code, message),
         status_code=STATUS_BY_CODE[code],
@@ -54,7 +96,7 @@ def error_response(code: str, message: str, *, headers: dict[str, str] | None = 
     )
 
 
-async def send_error(send: Send, code: str, message: str) -> None:
+async def send_error(send: Send, code: ErrorCode, message: str) -> None:
     """Answer from pure ASGI code (middleware, the proxy) without building a Response."""
     body = error_body(code, message)
     await send(

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from shared.errors import ErrorCode
+
 Headers = list[tuple[bytes, bytes]]
 
 # Past this many buffered body bytes the upstream socket stops being read until the client catches up.
@@ -31,19 +33,27 @@ REPLAYABLE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 
 class UpstreamError(Exception):
-    """The upstream could not give a (complete) response."""
+    """The upstream could not give a (complete) response; `code` is the stack's error code for it."""
+
+    code: ErrorCode = "upstream_error"
 
 
 class UpstreamUnavailable(UpstreamError):
     """No connection could be made."""
 
+    code: ErrorCode = "upstream_unavailable"
+
 
 class UpstreamTimeout(UpstreamError):
     """No response headers within the deadline."""
 
+    code: ErrorCode = "upstream_timeout"
+
 
 class UpstreamBroken(UpstreamError):
     """The connection failed or the upstream broke the protocol after the request was sent."""
+
+    code: ErrorCode = "upstream_error"
 
 
 class _Connection(asyncio.Protocol):

@@ -21,6 +21,7 @@ from services.chatd.registry import Registry
 from services.chatd.routing import resolve
 from services.chatd.types import ChatRequest, ProviderError
 from shared.app import service_app
+from shared.body import describe_validation
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 
@@ -28,17 +29,6 @@ from shared.errors import LakehouseError
 class OrjsonResponse(JSONResponse):
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def describe_validation(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            parts.append(f"{where}: unknown field")
-        else:
-            parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-    return "; ".join(parts)
 
 
 async def chat(request: Request) -> JSONResponse:

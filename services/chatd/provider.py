@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 
 from services.chatd.types import ChatRequest, Completion, ProviderError, Translator
-from shared.upstream import UpstreamBroken, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
+from shared.errors import ErrorCode
+from shared.upstream import UpstreamError, UpstreamPool, UpstreamTimeout
 
 USER_AGENT = b"lakehouse-chatd/0.1"
 MAX_ERROR_DETAIL = 300
@@ -60,12 +61,10 @@ class Provider:
                     b"POST", call.path.encode(), headers, body, header_timeout_secs=self.timeout_secs
                 )
                 raw = await response.read_all()
-        except (TimeoutError, UpstreamTimeout):
-            raise self._error("upstream_timeout", f"no answer within {self.timeout_secs:g}s") from None
-        except UpstreamUnavailable as exc:
-            raise self._error("upstream_unavailable", str(exc)) from None
-        except UpstreamBroken as exc:
-            raise self._error("upstream_error", str(exc)) from None
+        except (TimeoutError, UpstreamTimeout) as exc:
+            raise self._error("upstream_timeout", f"no answer within {self.timeout_secs:g}s") from exc
+        except UpstreamError as exc:
+            raise self._error(exc.code, str(exc)) from exc
         status = response.status
         parsed = self._json(raw)
         if status == 429:
@@ -99,7 +98,7 @@ class Provider:
         message = self.translator.error_message(body) if body is not None else None
         return f"{what}: {message[:MAX_ERROR_DETAIL]}" if message else what
 
-    def _error(self, code: str, message: str, *, headers: dict[str, str] | None = None) -> ProviderError:
+    def _error(self, code: ErrorCode, message: str, *, headers: dict[str, str] | None = None) -> ProviderError:
         text = f"{self.name}: {message}"
         if self._key:
             # An upstream may echo what it was sent; the key never leaves this process.

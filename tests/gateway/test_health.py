@@ -5,8 +5,8 @@ import httpx
 from gateway.app import create_app, family_timeout
 from shared.config import load_config
 from shared.topology import UPSTREAMS
-from tests.gateway.conftest import Stack
-from tests.utils import free_port, run_server
+from tests.support.fixtures import Stack
+from tests.support.servers import free_port, run_server
 
 
 async def test_gateway_liveness(stack: Stack) -> None:

@@ -14,9 +14,9 @@ import pytest
 from gateway.app import create_app
 from shared.config import load_config
 from shared.topology import UPSTREAMS, Service
-from tests.fakes.echo import GZIPPED, EchoUpstream
-from tests.gateway.conftest import Stack
-from tests.utils import free_port, run_server
+from tests.support.fakes.echo import GZIPPED, EchoUpstream
+from tests.support.fixtures import Stack
+from tests.support.servers import free_port, run_server
 
 
 async def raw_request(stack: Stack, request_line_and_headers: bytes) -> bytes:

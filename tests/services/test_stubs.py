@@ -5,7 +5,7 @@ import pytest
 from shared.config import load_config
 from shared.runner import load_factory
 from shared.topology import SERVICES
-from tests.utils import app_client
+from tests.support.servers import app_client
 
 STUBS = [name for name in SERVICES if name not in ("gateway", "chatd")]
 

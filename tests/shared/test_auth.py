@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from shared.app import service_app
 from shared.config import ConfigError, load_config
-from tests.utils import asgi_client
+from tests.support.servers import asgi_client
 
 
 def make_app(token: str = "", allowed_ips: list[str] | None = None) -> Starlette:

@@ -13,7 +13,7 @@ import pytest
 
 from shared.cli import main
 from shared.config import SERVICE_SECTIONS
-from tests.utils import free_port, wait_for_http
+from tests.support.servers import free_port, wait_for_http
 
 
 def test_config_show_prints_every_section_as_toml(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from shared.app import service_app
 from shared.config import load_config
 from shared.logging import configure_logging
-from tests.utils import asgi_client
+from tests.support.servers import asgi_client
 
 
 def echo_app() -> object:

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 from shared.upstream import UpstreamPool, UpstreamUnavailable
-from tests.utils import run_server
+from tests.support.servers import run_server
 
 
 async def read_all(pool: UpstreamPool, target: bytes) -> tuple[int, bytes]:

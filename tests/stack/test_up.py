@@ -13,7 +13,7 @@ import pytest
 
 from scripts.stack_config import stack_config
 from shared.stack import port_in_use
-from tests.utils import wait_for_http
+from tests.support.servers import wait_for_http
 
 
 def descendants(pid: int) -> set[int]:

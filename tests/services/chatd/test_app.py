@@ -14,8 +14,8 @@ from structlog.testing import capture_logs
 from services.chatd.app import create_app
 from services.chatd.builder import build_registry
 from shared.config import load_config
-from tests.services.chatd.conftest import Upstream
-from tests.utils import app_client, free_port
+from tests.support.fixtures import Upstream
+from tests.support.servers import app_client, free_port
 
 NO_KEY_FILES = {
     f"{name}_key_file": "/nonexistent/lakehouse-test.env" for name in ("ollama_cloud", "openrouter", "opencode", "kimi")

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from scripts.localnet import free_port, wait_for_http
 from shared.runner import uvicorn_config
+from tests.support.net import free_port, wait_for_http
 
 __all__ = ["app_client", "asgi_client", "free_port", "run_server", "run_servers", "wait_for_http"]
 

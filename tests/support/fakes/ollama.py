@@ -1,4 +1,7 @@
-"""An Ollama-protocol fake: /api/chat, /api/generate, /api/tags; run with `python -m tests.fakes.ollama --port N`."""
+"""An Ollama-protocol fake: /api/chat, /api/generate, /api/tags.
+
+Run with `python -m tests.support.fakes.ollama --port N`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.recorder import FakeUpstream, echo_text, run_fake
+from tests.support.fakes.recorder import FakeUpstream, echo_text, run_fake
 
 
 def _reply(fake: FakeUpstream, body: Any, text: str, prompt_words: int, field: str) -> Response:

@@ -1,4 +1,4 @@
-"""An OpenAI-protocol fake: POST /chat/completions; run with `python -m tests.fakes.openai --port N`."""
+"""An OpenAI-protocol fake: POST /chat/completions; run with `python -m tests.support.fakes.openai --port N`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.recorder import FakeUpstream, echo_text, run_fake
+from tests.support.fakes.recorder import FakeUpstream, echo_text, run_fake
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
