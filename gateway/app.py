@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
@@ -36,18 +37,35 @@ def upstream_urls(config: LakehouseConfig) -> dict[str, str]:
     return {name: url for name, url in urls.items() if url}
 
 
-def build_families(config: LakehouseConfig) -> dict[str, Family]:
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """What the proxy forwards: families by the segment after /v1/, exact paths by the whole path."""
+
+    families: dict[str, Family]
+    exact: dict[str, Family]
+
+    def pools(self) -> list[UpstreamPool]:
+        return list({id(f.pool): f.pool for f in (*self.families.values(), *self.exact.values())}.values())
+
+
+def build_routes(config: LakehouseConfig) -> Routes:
     urls = upstream_urls(config)
-    families = {}
+    routes = Routes({}, {})
     for service in UPSTREAMS:
-        if service.name in urls:
-            name = service.family.removeprefix(FAMILY_PREFIX)
-            families[name] = Family(name, service.name, UpstreamPool(urls[service.name]), family_timeout(config, name))
-    return families
+        if service.name not in urls:
+            continue
+        # One pool per service: its prefix family and its exact paths share the upstream's connections.
+        pool = UpstreamPool(urls[service.name])
+        name = service.family.removeprefix(FAMILY_PREFIX)
+        timeout = family_timeout(config, name)
+        routes.families[name] = Family(name, service.name, pool, timeout)
+        for path in service.exact_paths:
+            routes.exact[path] = Family(path.removeprefix(FAMILY_PREFIX), service.name, pool, timeout)
+    return routes
 
 
 def create_app(config: LakehouseConfig) -> Starlette:
-    families = build_families(config)
+    routes = build_routes(config)
     probes = upstream_urls(config)
 
     @asynccontextmanager
@@ -57,8 +75,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
             try:
                 yield
             finally:
-                for family in families.values():
-                    await family.pool.aclose()
+                for pool in routes.pools():
+                    await pool.aclose()
 
     async def v1_health(request: Request) -> JSONResponse:
         report = await probe_all(request.app.state.probe_client, probes)
@@ -69,5 +87,5 @@ def create_app(config: LakehouseConfig) -> Starlette:
         config,
         [Route("/v1/health", v1_health, methods=["GET"])],
         lifespan=lifespan,
-        front=[Middleware(FamilyProxy, families=families)],
+        front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact)],
     )

@@ -14,6 +14,7 @@ class Service:
     factory: str
     family: str  # the gateway path prefix; "" for the gateway itself
     gateway_url_key: str  # the [gateway] key holding this service's upstream URL
+    exact_paths: tuple[str, ...] = ()  # single paths the gateway also sends here (OpenAI's /v1/models, ...)
 
 
 SERVICES: dict[str, Service] = {
@@ -25,11 +26,11 @@ SERVICES: dict[str, Service] = {
         Service("ingestd", "services.ingestd.app:create_app", "/v1/ingest", "ingestd_url"),
         Service("queryd", "services.queryd.app:create_app", "/v1/sql", "queryd_url"),
         Service("vectord", "services.vectord.app:create_app", "/v1/vectors", "vectord_url"),
-        Service("embedd", "services.embedd.app:create_app", "/v1/embed", "embedd_url"),
+        Service("embedd", "services.embedd.app:create_app", "/v1/embed", "embedd_url", ("/v1/embeddings",)),
         Service("pathwayd", "services.pathwayd.app:create_app", "/v1/pathway", "pathwayd_url"),
         Service("matrixd", "services.matrixd.app:create_app", "/v1/matrix", "matrixd_url"),
         Service("observerd", "services.observerd.app:create_app", "/v1/observer", "observerd_url"),
-        Service("chatd", "services.chatd.app:create_app", "/v1/chat", "chatd_url"),
+        Service("chatd", "services.chatd.app:create_app", "/v1/chat", "chatd_url", ("/v1/models",)),
     )
 }
 

@@ -61,6 +61,25 @@ async def test_bare_family_prefix_is_forwarded(stack: Stack) -> None:
     assert response.json()["raw_path"] == "/v1/chat"
 
 
+@pytest.mark.parametrize(("path", "service"), [("/v1/models", "chatd"), ("/v1/embeddings", "embedd")])
+async def test_exact_openai_paths_reach_their_service(stack: Stack, path: str, service: str) -> None:
+    async with client(stack) as c:
+        response = await c.post(path + "?limit=2", content=b"{}")
+    seen = response.json()
+    assert response.status_code == 200
+    assert (seen["upstream"], seen["raw_path"], seen["query"]) == (service, path, "limit=2")
+
+
+@pytest.mark.parametrize("path", ["/v1/modelsX", "/v1/models/x", "/v1/embeddings/", "/v1/embeddingsX/y"])
+async def test_exact_paths_match_only_exactly(stack: Stack, path: str) -> None:
+    async with client(stack) as c:
+        response = await c.get(path)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert error["message"].endswith(", /v1/embeddings, /v1/models")
+
+
 async def test_forwarding_headers(stack: Stack) -> None:
     async with client(stack) as c:
         response = await c.get(
