@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.health import PROBE_TIMEOUT_SECS, probe_all
-from gateway.proxy import FAMILY_PREFIX, Family, FamilyProxy
+from gateway.proxy import Family, FamilyProxy
 from shared.app import service_app
 from shared.config import LakehouseConfig
-from shared.topology import UPSTREAMS
+from shared.topology import FAMILY_PREFIX, upstreams
 from shared.upstream import UpstreamPool
 
 # chatd answers within its own timeout_secs; the gateway waits that long plus this margin.
@@ -27,13 +27,14 @@ CHAT_TIMEOUT_MARGIN_SECS = 10.0
 def family_timeout(config: LakehouseConfig, family: str) -> float:
     configured: float = getattr(config.gateway.timeouts, family)
     if family == "chat" and not configured:
-        return config.chatd.call_timeout_secs + CHAT_TIMEOUT_MARGIN_SECS
+        derived: float = config.chatd.call_timeout_secs + CHAT_TIMEOUT_MARGIN_SECS
+        return derived
     return configured
 
 
 def upstream_urls(config: LakehouseConfig) -> dict[str, str]:
     """service name -> upstream URL, for every family with a URL configured."""
-    urls = {s.name: getattr(config.gateway, s.gateway_url_key) for s in UPSTREAMS}
+    urls = {s.name: getattr(config.gateway, s.gateway_url_key) for s in upstreams()}
     return {name: url for name, url in urls.items() if url}
 
 
@@ -51,12 +52,12 @@ class Routes:
 def build_routes(config: LakehouseConfig) -> Routes:
     urls = upstream_urls(config)
     routes = Routes({}, {})
-    for service in UPSTREAMS:
+    for service in upstreams():
         if service.name not in urls:
             continue
         # One pool per service: its prefix family and its exact paths share the upstream's connections.
         pool = UpstreamPool(urls[service.name])
-        name = service.family.removeprefix(FAMILY_PREFIX)
+        name = service.timeout_key
         timeout = family_timeout(config, name)
         routes.families[name] = Family(name, service.name, pool, timeout)
         for path in service.exact_paths:

@@ -11,6 +11,7 @@ import structlog
 
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import send_error
+from shared.topology import FAMILY_PREFIX
 from shared.types import ASGIApp, Message, Receive, Scope, Send
 from shared.upstream import (
     Headers,
@@ -20,7 +21,6 @@ from shared.upstream import (
     chunked,
 )
 
-FAMILY_PREFIX = "/v1/"
 # How long a request may wait on its upstream before a task starts watching for the client to go away.
 LAZY_WATCH_SECS = 0.05
 
