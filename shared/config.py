@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from pydantic import BaseModel, Field, ValidationError, create_model
@@ -50,6 +50,8 @@ class ConfigRoot(BaseSettings):
         validate_default=True,
     )
 
+    file_data: ClassVar[dict[str, Any]] = {}
+
     if TYPE_CHECKING:
         s3: S3Config = Field(default_factory=S3Config)
         models: ModelsConfig = Field(default_factory=ModelsConfig)
@@ -67,8 +69,8 @@ class ConfigRoot(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # No dotenv or secrets dir: the TOML file is added per load by `load_config`.
-        return init_settings, env_settings
+        # No dotenv or secrets dir. The TOML file's data, read per load by `load_config`, ranks below the environment.
+        return init_settings, env_settings, InitSettingsSource(settings_cls, cls.file_data)
 
     def section_bind(self, name: str) -> str:
         bind: str = getattr(self, name).bind
@@ -159,19 +161,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _with_file(root: type[ConfigRoot], data: dict[str, Any]) -> type[ConfigRoot]:
-    class FileBackedConfig(root):  # type: ignore[valid-type,misc]
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return init_settings, env_settings, InitSettingsSource(settings_cls, data)
-
-    return FileBackedConfig
+    return type("FileBackedConfig", (root,), {"file_data": data})
 
 
 def _lookup(data: Mapping[str, Any], loc: tuple[str | int, ...]) -> bool:
