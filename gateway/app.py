@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -71,13 +71,12 @@ def create_app(config: LakehouseConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECS, trust_env=False) as client:
-            app.state.probe_client = client
-            try:
-                yield
-            finally:
-                for pool in routes.pools():
-                    await pool.aclose()
+        async with AsyncExitStack() as resources:
+            for pool in routes.pools():
+                await resources.enter_async_context(pool)
+            client = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECS, trust_env=False)
+            app.state.probe_client = await resources.enter_async_context(client)
+            yield
 
     async def v1_health(request: Request) -> JSONResponse:
         report = await probe_all(request.app.state.probe_client, probes)
