@@ -38,13 +38,13 @@ class ClientDisconnected(Exception):
 
 
 def has_dot_dot_segment(raw_path: bytes) -> bool:
-    """True for a `..` segment, raw or percent-encoded (also one hidden behind an encoded slash)."""
-    if b".." in raw_path and b".." in raw_path.split(b"/"):
-        return True
-    if b"%" not in raw_path:
+    """True for a `..` segment as any upstream might see it: raw or percent-encoded (also behind an encoded
+    slash), with a backslash taken as a separator (as Windows and some frameworks do), with `;` parameters
+    (`..;x`, as servlet containers strip them)."""
+    path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    if b".." not in path:
         return False
-    decoded = unquote_to_bytes(raw_path)
-    return b".." in decoded.replace(b"\\", b"/").split(b"/")
+    return any(segment.partition(b";")[0] == b".." for segment in path.replace(b"\\", b"/").split(b"/"))
 
 
 async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:

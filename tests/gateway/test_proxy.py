@@ -252,6 +252,13 @@ async def test_unknown_family_is_404(stack: Stack) -> None:
         b"/v1/storage/a/%2E%2E",
         b"/v1/storage/a%2F..%2Fb",
         b"/v1/storage/..",
+        b"/v1/storage/..\\admin",
+        b"/v1/storage/a\\..\\admin",
+        b"/v1/storage/a%5C..%5Cadmin",
+        b"/v1/storage/..%5Cadmin",
+        b"/v1/storage/%2e%2e;/admin",
+        b"/v1/storage/..;x=1/admin",
+        b"/v1/storage/a/..;",
     ],
 )
 async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
@@ -263,8 +270,15 @@ async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
 
 async def test_dots_inside_names_are_fine(stack: Stack) -> None:
     async with client(stack) as c:
-        response = await c.get("/v1/storage/a..b/..c/.hidden")
-    assert response.json()["raw_path"] == "/v1/storage/a..b/..c/.hidden"
+        response = await c.get("/v1/storage/a..b/..c/.hidden/x;..")
+    assert response.json()["raw_path"] == "/v1/storage/a..b/..c/.hidden/x;.."
+
+
+@pytest.mark.parametrize("hosts", [b"", b"Host: gw\r\nHost: evil\r\n"], ids=["none", "two"])
+async def test_http11_without_one_host_is_400_and_not_forwarded(stack: Stack, hosts: bytes) -> None:
+    raw = await raw_request(stack, b"GET /v1/storage/x HTTP/1.1\r\n" + hosts)
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert b"exactly one Host header" in raw
 
 
 async def test_upstream_refused_is_502() -> None:
