@@ -96,7 +96,7 @@ class _Exchange:
 
     def on_headers_complete(self, status: int, keep_alive: bool) -> None:
         self.status = status
-        self.keep_alive = keep_alive and not _says_close(self.headers)
+        self.keep_alive = keep_alive  # the parser's verdict: HTTP version and Connection: close
         if self.head_request:
             # A HEAD response has no body whatever its Content-Length says; the parser cannot be told so,
             # so this connection is not reused.
@@ -154,10 +154,6 @@ class _Exchange:
     @property
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.chunks and not self.body_unsent
-
-
-def _says_close(headers: Headers) -> bool:
-    return any(name == b"connection" and b"close" in value.lower() for name, value in headers)
 
 
 class _Connection(asyncio.Protocol):
