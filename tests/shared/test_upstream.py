@@ -194,3 +194,17 @@ async def test_a_request_queued_past_its_wait_is_a_timeout() -> None:
             await pool.request(b"GET", b"/v1/slow", headers, b"", header_timeout_secs=0.2)
         gate.set()
         assert await first == (200, b"done")
+
+
+async def test_an_upstream_that_stops_reading_the_body_is_a_timeout_not_a_hang() -> None:
+    upstream = RawUpstream(lambda conn, index: "stall")
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(256):
+            yield b"x" * 65536
+
+    async with upstream.serve() as url, UpstreamPool(url) as pool:
+        headers = [(b"host", pool.host_header), (b"content-length", str(256 * 65536).encode())]
+        with pytest.raises(UpstreamTimeout, match=r"upstream read none of the request body for 0\.3s"):
+            await pool.request(b"PUT", b"/x", headers, body(), header_timeout_secs=0.3)
+        assert pool.open == 0

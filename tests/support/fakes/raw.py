@@ -11,7 +11,9 @@ from typing import cast
 
 
 class RawUpstream:
-    """An HTTP/1.1 server on raw sockets, to misbehave exactly: `plan(n_connection, n_request)` says what to do."""
+    """An HTTP/1.1 server on raw sockets, to misbehave exactly: `plan(n_connection, n_request)` says what to do
+    with each request: "answer", "hang up" (close unanswered), "close header" (answer with Connection: close but
+    keep the socket open) or "stall" (read nothing after the request head)."""
 
     def __init__(self, plan: Callable[[int, int], str]) -> None:
         self.plan = plan
@@ -31,10 +33,12 @@ class RawUpstream:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except asyncio.IncompleteReadError:
                     return
+                action = self.plan(number, index)
+                if action == "stall":
+                    await asyncio.sleep(3600)  # reads nothing more: the client's writes back up
                 length = re.search(rb"(?i)content-length: *(\d+)", head)
                 body = await reader.readexactly(int(length.group(1))) if length else b""
                 self.requests.append(body)
-                action = self.plan(number, index)
                 if action == "hang up":
                     return
                 extra = b"Connection: close\r\n" if action == "close header" else b""
