@@ -59,6 +59,8 @@ class ConfigRoot(BaseSettings):
         log: LogConfig = Field(default_factory=LogConfig)
         auth: AuthConfig = Field(default_factory=AuthConfig)
 
+        def __init__(self, **sections: Any) -> None: ...
+
         def __getattr__(self, name: str) -> Any: ...
 
     @classmethod
