@@ -18,6 +18,7 @@ import structlog
 import uvicorn
 
 from shared.config import LakehouseConfig
+from shared.http_protocol import ServerLimits, protocol_class
 from shared.sections import split_bind
 from shared.topology import SERVICES
 
@@ -73,12 +74,36 @@ def load_factory(service: str) -> Callable[[LakehouseConfig], Any]:
     return factory
 
 
-def uvicorn_config(app: Any, bind: str, **options: Any) -> uvicorn.Config:
+# What the gateway adds to a request it forwards (X-Forwarded-For/-Proto/-Host, X-Request-ID) with room to spare:
+# a service allows this much more than the gateway, so it never refuses a head the gateway accepted.
+FORWARDING_HEADROOM_FIELDS = 8
+FORWARDING_HEADROOM_BYTES = 4 << 10
+
+
+def server_limits(config: LakehouseConfig, service: str) -> ServerLimits:
+    """The [gateway] server limits, which every server applies; services get the forwarding headroom on top."""
+    gateway = config.gateway
+    extra_fields, extra_bytes = (
+        (0, 0) if service == "gateway" else (FORWARDING_HEADROOM_FIELDS, FORWARDING_HEADROOM_BYTES)
+    )
+    return ServerLimits(
+        max_header_bytes=gateway.max_header_bytes + extra_bytes,
+        max_header_count=gateway.max_header_count + extra_fields,
+        header_timeout_secs=gateway.header_timeout_secs,
+        keepalive_timeout_secs=gateway.keepalive_timeout_secs,
+        max_connections=gateway.max_connections,
+    )
+
+
+def uvicorn_config(app: Any, bind: str, *, limits: ServerLimits | None = None, **options: Any) -> uvicorn.Config:
     host, port = split_bind(bind)
+    limits = limits or ServerLimits()
+    options.setdefault("timeout_keep_alive", limits.keepalive_timeout_secs)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=protocol_class(limits),
         log_config=None,  # our structlog handler is already on the root logger
         access_log=False,  # AccessLogMiddleware writes the one access line
         server_header=False,
@@ -94,7 +119,8 @@ def _run_server(service: str, config: LakehouseConfig, sockets: list[socket.sock
     app = load_factory(service)(config)
     # The gateway passes the upstream's Date through; its own would be a duplicate.
     options = {"date_header": False} if service == "gateway" else {}
-    server = uvicorn.Server(uvicorn_config(app, config.section_bind(service), **options))
+    limits = server_limits(config, service)
+    server = uvicorn.Server(uvicorn_config(app, config.section_bind(service), limits=limits, **options))
     server.run(sockets=sockets)
     return bool(server.started)
 

@@ -52,6 +52,19 @@ class GatewayTimeouts(Section):
 class GatewayConfig(Section):
     bind: Bind = Field("127.0.0.1:3110", description="address the gateway listens on")
     workers: int = Field(0, ge=0, le=256, description="gateway processes sharing the port; 0 = one per CPU core")
+    # The server limits below apply to every server the runner starts; services add FORWARDING_HEADROOM to the
+    # header caps so that a request the gateway accepted is never refused by the service behind it.
+    max_header_bytes: int = Field(
+        64 << 10, ge=1024, description="request line and headers together, in bytes; beyond: 431 headers_too_large"
+    )
+    max_header_count: int = Field(100, ge=8, description="request header fields; beyond: 431 headers_too_large")
+    header_timeout_secs: float = Field(
+        10.0, gt=0, description="seconds to receive a request's headers (from accept or the previous response); 408"
+    )
+    keepalive_timeout_secs: float = Field(5.0, gt=0, description="seconds an idle kept-alive connection stays open")
+    max_connections: int = Field(
+        2048, ge=1, description="open connections per process; beyond: 503 service_unavailable and close"
+    )
     storaged_url: Url = Field("http://127.0.0.1:3211", description="upstream of /v1/storage")
     catalogd_url: Url = Field("http://127.0.0.1:3212", description="upstream of /v1/catalog")
     ingestd_url: Url = Field("http://127.0.0.1:3213", description="upstream of /v1/ingest")
