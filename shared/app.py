@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Lifespan
 from shared.auth import AuthMiddleware
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError, handle_http_exception, handle_lakehouse_error, handle_unexpected
+from shared.guard import GuardMiddleware
 from shared.logging import AccessLogMiddleware
 
 
@@ -35,7 +36,8 @@ class ServiceApp(Starlette):
     but before Starlette's stack, so the forwarding hot path skips the layers it does not need.
     """
 
-    def __init__(self, *, front: Sequence[Middleware], **kwargs: Any) -> None:
+    def __init__(self, *, service: str, front: Sequence[Middleware], **kwargs: Any) -> None:
+        self.service = service
         self.front = list(front)
         super().__init__(**kwargs)
 
@@ -43,7 +45,7 @@ class ServiceApp(Starlette):
         app = super().build_middleware_stack()
         for cls, args, kwargs in reversed(self.front):
             app = cls(app, *args, **kwargs)
-        return app
+        return GuardMiddleware(app, service=self.service)
 
 
 def service_app(
@@ -59,6 +61,7 @@ def service_app(
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
     """
     app = ServiceApp(
+        service=service,
         front=[
             Middleware(AccessLogMiddleware, service=service),
             Middleware(
