@@ -13,11 +13,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Lifespan
 
-from shared.auth import AuthMiddleware
-from shared.config import LakehouseConfig
+from shared.auth import AuthMiddleware, is_loopback
+from shared.config import SERVICE_SECTIONS, LakehouseConfig
 from shared.errors import LakehouseError, handle_http_exception, handle_lakehouse_error, handle_unexpected
 from shared.guard import GuardMiddleware
 from shared.logging import AccessLogMiddleware
+from shared.sections import split_bind
 
 
 def health_route(service: str) -> Route:
@@ -27,6 +28,10 @@ def health_route(service: str) -> Route:
         return JSONResponse(body)
 
     return Route("/health", health, methods=["GET"])
+
+
+def bound_to_loopback(service: str, config: LakehouseConfig) -> bool:
+    return service in SERVICE_SECTIONS and is_loopback(split_bind(config.section_bind(service))[0])
 
 
 class ServiceApp(Starlette):
@@ -68,6 +73,7 @@ def service_app(
                 AuthMiddleware,
                 token=config.auth.token.get_secret_value(),
                 allowed_ips=config.auth.allowed_ips,
+                trust_loopback=bound_to_loopback(service, config),
             ),
             *front,
         ],

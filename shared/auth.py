@@ -24,6 +24,16 @@ def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # A hostname other than localhost may resolve anywhere: treat it as reachable from outside.
+        return False
+
+
 def peer_allowed(host: str | None, networks: tuple[IPNetwork, ...]) -> bool:
     if host is None:
         return False
@@ -52,8 +62,13 @@ async def refuse(scope: Scope, send: Send, code: ErrorCode, message: str) -> Non
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, *, token: str = "", allowed_ips: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str = "", allowed_ips: Iterable[str] = (), trust_loopback: bool = False
+    ) -> None:
+        """`trust_loopback`: the server is bound to loopback, so a loopback peer is this box (the gateway, the
+        supervisor) and nothing else can reach it; the allow-list then admits loopback peers too."""
         self.app = app
+        self.trust_loopback = trust_loopback
         self.expected = f"Bearer {token}".encode() if token else b""
         self.networks = parse_networks(allowed_ips)
 
@@ -63,7 +78,8 @@ class AuthMiddleware:
             return
         if self.networks:
             client = scope.get("client")
-            if not peer_allowed(client[0] if client else None, self.networks):
+            peer = client[0] if client else None
+            if not peer_allowed(peer, self.networks) and not (self.trust_loopback and peer and is_loopback(peer)):
                 await refuse(scope, send, "forbidden", "your address is not in auth.allowed_ips")
                 return
         if self.expected and scope["path"] not in TOKEN_EXEMPT_PATHS:

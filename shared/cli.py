@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from shared.config import ConfigError, LakehouseConfig, load_config
 from shared.logging import configure_logging
 from shared.runner import GateRefused, serve
-from shared.stack import run_stack
+from shared.stack import READY_TIMEOUT_SECS, run_stack
 from shared.tomlwriter import render_toml
 from shared.topology import SERVICES
 
@@ -30,7 +30,14 @@ def _parser() -> argparse.ArgumentParser:
 
     serve_cmd = with_config(commands.add_parser("serve", help="run one service"))
     serve_cmd.add_argument("name", type=_service_name, metavar="NAME", help=", ".join(SERVICES))
-    with_config(commands.add_parser("up", help="run the gateway and every service until Ctrl-C"))
+    up_cmd = with_config(commands.add_parser("up", help="run the gateway and every service until Ctrl-C"))
+    up_cmd.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=READY_TIMEOUT_SECS,
+        metavar="SECS",
+        help=f"how long to wait for every service and the gateway's /v1/health (default {READY_TIMEOUT_SECS:g})",
+    )
     config_cmd = commands.add_parser("config", help="show or check the effective configuration")
     config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_config(config_sub.add_parser("show", help="print the effective config as TOML, secrets redacted"))
@@ -53,7 +60,7 @@ def _serve(args: argparse.Namespace, config: LakehouseConfig) -> int:
 
 
 def _up(args: argparse.Namespace, config: LakehouseConfig) -> int:
-    return run_stack(config, config_path=args.config)
+    return run_stack(config, config_path=args.config, ready_timeout_secs=args.ready_timeout)
 
 
 def _config(args: argparse.Namespace, config: LakehouseConfig) -> int:

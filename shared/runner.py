@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib
-import ipaddress
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from shared.auth import is_loopback
 from shared.config import LakehouseConfig
 from shared.http_protocol import ServerLimits, protocol_class
 from shared.sections import split_bind
@@ -33,16 +33,6 @@ def die_with_parent() -> None:
 
 class GateRefused(Exception):
     """A startup gate refused the bind; the message is the one line the operator needs."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        # A hostname other than localhost may resolve anywhere: treat it as reachable from outside.
-        return False
 
 
 def allow_nonloopback_env(service: str) -> str:

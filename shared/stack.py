@@ -18,7 +18,7 @@ from shared.runner import GateRefused, bind_socket, check_gates, die_with_parent
 from shared.sections import split_bind
 from shared.topology import SERVICES
 
-STARTUP_TIMEOUT_SECS = 30.0
+READY_TIMEOUT_SECS = 60.0
 STOP_TIMEOUT_SECS = 10.0
 POLL_SECS = 0.1
 
@@ -42,6 +42,7 @@ class Child:
 class Supervisor:
     config: LakehouseConfig
     config_path: str | None
+    ready_timeout_secs: float = READY_TIMEOUT_SECS
     out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
@@ -56,9 +57,12 @@ class Supervisor:
             self.children.append(Child(name, self.config.section_bind(name), process))
 
     def wait_ready(self) -> str | None:
-        """Print each service as it answers /health; return why the stack cannot start, or None."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECS
-        with httpx.Client(timeout=1.0) as client:
+        """Print each service as it answers /health, then wait for the gateway's /v1/health to be ok (every
+        upstream reachable through it, auth included); return why the stack cannot start, or None."""
+        deadline = time.monotonic() + self.ready_timeout_secs
+        token = self.config.auth.token.get_secret_value()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with httpx.Client(timeout=1.0, headers=headers, trust_env=False) as client:
             while not all(child.ready for child in self.children):
                 if self.stopping:
                     return "interrupted during startup"
@@ -76,9 +80,30 @@ class Supervisor:
                     self.out(f"  {child.name:<10} {probe_url(child.bind)}  ready")
                 if time.monotonic() > deadline:
                     late = ", ".join(c.name for c in self.children if not c.ready)
-                    return f"not healthy after {STARTUP_TIMEOUT_SECS:.0f}s: {late}"
+                    return f"not healthy after {self.ready_timeout_secs:g}s: {late}"
                 time.sleep(POLL_SECS)
-        return None
+            return self.wait_gateway_health(client, deadline)
+
+    def wait_gateway_health(self, client: httpx.Client, deadline: float) -> str | None:
+        url = probe_url(self.config.gateway.bind) + "/v1/health"
+        last = "no answer"
+        while not self.stopping:
+            try:
+                response = client.get(url)
+            except httpx.TransportError as exc:
+                last = f"no answer ({type(exc).__name__})"
+            else:
+                if response.status_code == 200:
+                    return None
+                last = f"{response.status_code} {describe_health(response)}"
+            for child in self.children:
+                code = child.process.poll()
+                if code is not None:
+                    return f"{child.name} exited with status {code} during startup (its log says why)"
+            if time.monotonic() > deadline:
+                return f"the gateway's /v1/health is not ok after {self.ready_timeout_secs:g}s: {last}"
+            time.sleep(POLL_SECS)
+        return "interrupted during startup"
 
     def watch(self) -> str | None:
         """Block until a stop signal (None) or until a service dies (the reason)."""
@@ -107,6 +132,23 @@ class Supervisor:
         self.stopping = True
 
 
+def describe_health(response: httpx.Response) -> str:
+    """The services a degraded /v1/health names as down, or the error it answered with."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    services = body.get("services") if isinstance(body, dict) else None
+    if isinstance(services, dict):
+        down = [
+            f"{name} ({report.get('detail', 'down')} at {report.get('url')})"
+            for name, report in services.items()
+            if isinstance(report, dict) and report.get("status") != "ok"
+        ]
+        return "down: " + ", ".join(down)
+    return str(body)[:200]
+
+
 def port_in_use(bind: str) -> bool:
     try:
         bind_socket(bind).close()
@@ -128,12 +170,14 @@ def preflight(config: LakehouseConfig) -> str | None:
     return None
 
 
-def run_stack(config: LakehouseConfig, *, config_path: str | None) -> int:
+def run_stack(
+    config: LakehouseConfig, *, config_path: str | None, ready_timeout_secs: float = READY_TIMEOUT_SECS
+) -> int:
     problem = preflight(config)
     if problem is not None:
         print(f"lakehouse: error: {problem}", file=sys.stderr)
         return 1
-    supervisor = Supervisor(config, config_path)
+    supervisor = Supervisor(config, config_path, ready_timeout_secs)
     previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         supervisor.out(f"lakehouse up: starting {len(SERVICES)} services")

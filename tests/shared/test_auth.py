@@ -147,3 +147,21 @@ async def test_websocket_refusal_without_the_denial_extension_is_a_policy_close(
     await app(scope, receive, send)
     assert sent[0]["type"] == "websocket.close"
     assert sent[0]["code"] == 1008
+
+
+@pytest.mark.parametrize(
+    ("bind", "peer", "status"),
+    [
+        ("127.0.0.1:3220", "127.0.0.1", 200),  # loopback-bound: only this box can reach it
+        ("127.0.0.1:3220", "::1", 200),
+        ("127.0.0.1:3220", "192.0.2.1", 403),
+        ("0.0.0.0:3220", "127.0.0.1", 403),  # reachable from outside: the allow-list is the rule
+        ("0.0.0.0:3220", "10.1.2.3", 200),
+    ],
+)
+async def test_a_loopback_bound_service_accepts_loopback_peers_whatever_the_allow_list(
+    bind: str, peer: str, status: int
+) -> None:
+    config = load_config(chatd={"bind": bind}, auth={"allowed_ips": ["10.0.0.0/8"]})
+    app = service_app("chatd", config, [])
+    assert await status_of(app, peer, path="/health") == status

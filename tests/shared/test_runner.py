@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.auth import is_loopback
 from shared.config import load_config
-from shared.runner import GateRefused, check_gates, is_loopback
+from shared.runner import GateRefused, check_gates
 
 
 @pytest.mark.parametrize(

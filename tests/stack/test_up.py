@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -14,6 +16,9 @@ import pytest
 from scripts.stack_config import stack_config
 from shared.stack import port_in_use
 from tests.support.servers import wait_for_http
+
+# A loaded 2-core CI box takes a while to start eleven Python processes.
+STARTUP_WAIT_SECS = 120.0
 
 
 def descendants(pid: int) -> set[int]:
@@ -42,9 +47,9 @@ def port_free(port: int) -> bool:
     return not port_in_use(f"127.0.0.1:{port}")
 
 
-def start_up(config: Path) -> subprocess.Popen[str]:
+def start_up(config: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--config", str(config)],
+        [sys.executable, "-m", "shared.cli", "up", "--config", str(config), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -60,7 +65,7 @@ def stack_file(tmp_path: Path) -> Path:
 
 def binds(config: Path) -> dict[str, int]:
     sections = tomllib.loads(config.read_text())
-    return {name: int(section["bind"].rsplit(":", 1)[1]) for name, section in sections.items()}
+    return {name: int(section["bind"].rsplit(":", 1)[1]) for name, section in sections.items() if "bind" in section}
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -70,7 +75,7 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
     try:
         gateway = f"http://127.0.0.1:{ports['gateway']}"
         for port in ports.values():
-            wait_for_http(f"http://127.0.0.1:{port}/health", up)
+            wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
         report = httpx.get(gateway + "/v1/health").json()
         assert report["status"] == "ok"
         assert httpx.get(gateway + "/v1/sql/x").json()["error"]["message"] == "queryd is not implemented yet"
@@ -104,7 +109,7 @@ def test_up_stops_everything_when_one_service_dies(stack_file: Path) -> None:
     up = start_up(stack_file)
     try:
         for port in ports.values():
-            wait_for_http(f"http://127.0.0.1:{port}/health", up)
+            wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
         children = descendants(up.pid)
         vectord = next(pid for pid in children if ports["vectord"] in _listening_ports(pid))
         os.kill(vectord, signal.SIGKILL)
@@ -140,3 +145,40 @@ def test_up_refuses_a_gated_bind_before_starting_anything(stack_file: Path) -> N
     assert up.returncode == 1
     assert "lakehouse: error: chatd: refusing non-loopback bind 0.0.0.0:" in err
     assert "starting" not in out
+
+
+def test_up_with_an_allow_list_and_a_token_works_end_to_end(stack_file: Path) -> None:
+    """Services on loopback accept the gateway's (loopback) requests; the allow-list still guards nothing else."""
+    stack_file.write_text(stack_file.read_text() + '\n[auth]\ntoken = "t0ken"\nallowed_ips = ["192.0.2.0/24"]\n')
+    ports = binds(stack_file)
+    up = start_up(stack_file)
+    try:
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        wait_for_http(gateway + "/health", up, timeout_secs=STARTUP_WAIT_SECS)
+        bearer = {"Authorization": "Bearer t0ken"}
+        deadline = time.monotonic() + STARTUP_WAIT_SECS
+        while "all 11 services ready" not in (line := up.stdout.readline() if up.stdout else ""):
+            assert line, "up exited before reporting ready"
+            assert time.monotonic() < deadline, "up never reported ready"
+        health = httpx.get(gateway + "/v1/health", headers=bearer)
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
+        response = httpx.get(gateway + "/v1/sql/x", headers=bearer)
+        assert (response.status_code, response.json()["error"]["code"]) == (501, "not_implemented")
+        assert httpx.get(gateway + "/v1/sql/x").status_code == 401
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.communicate(timeout=60)
+    assert up.returncode == 0
+
+
+def test_up_is_not_ready_until_the_gateways_v1_health_is_ok(stack_file: Path) -> None:
+    # The gateway's chat family points at a port nothing listens on: every process is healthy, the stack is not.
+    text = stack_file.read_text()
+    broken = re.sub(r'chatd_url = "[^"]*"', 'chatd_url = "http://127.0.0.1:9"', text)
+    stack_file.write_text(broken)
+    up = start_up(stack_file, "--ready-timeout", "40")
+    out, err = up.communicate(timeout=60)
+    assert up.returncode == 1
+    assert "all 11 services ready" not in out
+    assert "lakehouse: error: the gateway's /v1/health is not ok after 40s: 503" in err
+    assert "503 down: chatd (unreachable: ConnectError at http://127.0.0.1:9)" in err
