@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import importlib
 import os
 import signal
 import socket
-import sys
 from collections.abc import Callable, Mapping
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -21,6 +18,7 @@ from shared.config import LakehouseConfig
 from shared.http_protocol import ServerLimits, protocol_class
 from shared.sections import split_bind
 from shared.topology import SERVICES
+from shared.workers import linux_only, supervise_workers
 
 _PR_SET_PDEATHSIG = 1
 
@@ -133,40 +131,17 @@ def bind_socket(bind: str) -> socket.socket:
 
 
 def serve_forked(service: str, config: LakehouseConfig, workers: int) -> None:
-    """Bind once, then fork `workers` processes that accept on the shared socket; stop them all together."""
+    """Bind once, then run `workers` processes that accept on the shared socket, respawning any that dies."""
     bind = config.section_bind(service)
     try:
         sock = bind_socket(bind)
     except OSError as exc:
         structlog.get_logger("runner").error("cannot bind", service=service, bind=bind, error=str(exc))
         raise SystemExit(1) from None
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                if sys.platform == "linux":
-                    die_with_parent()
-                code = 0 if _run_server(service, config, [sock]) else 1
-            finally:
-                # Never return into the parent's loop from a child, whatever happened.
-                os._exit(code)
-        children.append(pid)
-    sock.close()
+    with sock:
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
+        def run(sockets: list[socket.socket]) -> bool:
+            return _run_server(service, config, sockets)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    failed = False
-    for _ in children:
-        _, status = os.wait()
-        if os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT):
-            failed = True
-        stop(signal.SIGTERM, None)  # one worker gone means the service is going down: take the rest along
-    if failed:
-        raise SystemExit(1)
+        if not supervise_workers(service, sock, workers, run, before=linux_only(die_with_parent)):
+            raise SystemExit(1)
