@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from shared.config import ConfigError, LakehouseConfig, load_config
 from shared.logging import configure_logging
 from shared.runner import GateRefused, serve
-from shared.stack import READY_TIMEOUT_SECS, run_stack
+from shared.stack import READY_TIMEOUT_SECS, RESTART_POLICIES, run_stack
 from shared.tomlwriter import render_toml
 from shared.topology import SERVICES
 
@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECS",
         help=f"how long to wait for every service and the gateway's /v1/health (default {READY_TIMEOUT_SECS:g})",
     )
+    up_cmd.add_argument(
+        "--restart",
+        choices=RESTART_POLICIES,
+        default="on-failure",
+        help="on-failure (default): restart a crashed service with backoff, giving up after 5 crashes in 60 s; "
+        "no: stop the whole stack when one service dies",
+    )
     config_cmd = commands.add_parser("config", help="show or check the effective configuration")
     config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_config(config_sub.add_parser("show", help="print the effective config as TOML, secrets redacted"))
@@ -60,7 +67,7 @@ def _serve(args: argparse.Namespace, config: LakehouseConfig) -> int:
 
 
 def _up(args: argparse.Namespace, config: LakehouseConfig) -> int:
-    return run_stack(config, config_path=args.config, ready_timeout_secs=args.ready_timeout)
+    return run_stack(config, config_path=args.config, ready_timeout_secs=args.ready_timeout, restart=args.restart)
 
 
 def _config(args: argparse.Namespace, config: LakehouseConfig) -> int:

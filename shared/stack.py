@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Literal
 
 import httpx
 
 from shared.config import LakehouseConfig
+from shared.restart_policy import CrashWindow, describe_exit
 from shared.runner import GateRefused, bind_socket, check_gates, die_with_parent
 from shared.sections import split_bind
 from shared.topology import SERVICES
@@ -21,6 +23,8 @@ from shared.topology import SERVICES
 READY_TIMEOUT_SECS = 60.0
 STOP_TIMEOUT_SECS = 10.0
 POLL_SECS = 0.1
+RESTART_POLICIES = ("on-failure", "no")
+RestartPolicy = Literal["on-failure", "no"]
 
 
 def probe_url(bind: str) -> str:
@@ -30,12 +34,18 @@ def probe_url(bind: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 @dataclass
 class Child:
     name: str
     bind: str
     process: subprocess.Popen[bytes]
     ready: bool = False
+    crashes: CrashWindow = field(default_factory=CrashWindow)
+    restart_at: float | None = None  # set while a crashed child waits out its backoff
 
 
 @dataclass
@@ -43,18 +53,22 @@ class Supervisor:
     config: LakehouseConfig
     config_path: str | None
     ready_timeout_secs: float = READY_TIMEOUT_SECS
+    restart: RestartPolicy = "on-failure"
     out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    warn: Callable[[str], None] = field(default=_stderr)
     children: list[Child] = field(default_factory=list)
     stopping: bool = False
 
-    def start(self) -> None:
-        command = [sys.executable, "-m", "shared.cli", "serve"]
+    def spawn(self, name: str) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "shared.cli", "serve", name]
         extra = ["--config", self.config_path] if self.config_path else []
         preexec = die_with_parent if sys.platform == "linux" else None
+        # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
+        return subprocess.Popen([*command, *extra], preexec_fn=preexec, process_group=0)
+
+    def start(self) -> None:
         for name in SERVICES:
-            # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
-            process = subprocess.Popen([*command, name, *extra], preexec_fn=preexec, process_group=0)
-            self.children.append(Child(name, self.config.section_bind(name), process))
+            self.children.append(Child(name, self.config.section_bind(name), self.spawn(name)))
 
     def wait_ready(self) -> str | None:
         """Print each service as it answers /health, then wait for the gateway's /v1/health to be ok (every
@@ -71,7 +85,7 @@ class Supervisor:
                         continue
                     code = child.process.poll()
                     if code is not None:
-                        return f"{child.name} exited with status {code} during startup (its log says why)"
+                        return f"{child.name} {describe_exit(code)} during startup (its log says why)"
                     try:
                         client.get(probe_url(child.bind) + "/health")
                     except httpx.TransportError:
@@ -99,21 +113,56 @@ class Supervisor:
             for child in self.children:
                 code = child.process.poll()
                 if code is not None:
-                    return f"{child.name} exited with status {code} during startup (its log says why)"
+                    return f"{child.name} {describe_exit(code)} during startup (its log says why)"
             if time.monotonic() > deadline:
                 return f"the gateway's /v1/health is not ok after {self.ready_timeout_secs:g}s: {last}"
             time.sleep(POLL_SECS)
         return "interrupted during startup"
 
     def watch(self) -> str | None:
-        """Block until a stop signal (None) or until a service dies (the reason)."""
-        while not self.stopping:
-            for child in self.children:
-                code = child.process.poll()
-                if code is not None:
-                    return f"{child.name} exited unexpectedly with status {code}"
-            time.sleep(POLL_SECS)
+        """Block until a stop signal (None) or until the stack must stop (the reason): a service died under
+        `--restart no`, or crashed too often to restart. Crashed services are restarted with backoff."""
+        with httpx.Client(timeout=0.5, trust_env=False) as client:
+            while not self.stopping:
+                now = time.monotonic()
+                for child in self.children:
+                    if child.restart_at is not None:
+                        if now >= child.restart_at:
+                            child.restart_at = None
+                            child.process = self.spawn(child.name)
+                            self.warn(f"lakehouse up: restarted {child.name} (pid {child.process.pid})")
+                        continue
+                    code = child.process.poll()
+                    if code is not None:
+                        failure = self.crashed(child, code)
+                        if failure is not None:
+                            return failure
+                    elif not child.ready:
+                        self.probe_again(client, child)
+                time.sleep(POLL_SECS)
         return None
+
+    def crashed(self, child: Child, code: int) -> str | None:
+        """Schedule the restart of a crashed child, or say why the stack must stop instead."""
+        what = f"{child.name} {describe_exit(code)}"
+        child.ready = False
+        if self.restart == "no":
+            return what
+        count = child.crashes.record()
+        if child.crashes.exhausted:
+            return f"{what}; it crashed {count} times within {child.crashes.window_secs:g}s, giving up"
+        delay = child.crashes.delay()
+        self.warn(f"lakehouse up: {what}; restarting in {delay:g}s ({count} crashes within the last minute)")
+        child.restart_at = time.monotonic() + delay
+        return None
+
+    def probe_again(self, client: httpx.Client, child: Child) -> None:
+        try:
+            client.get(probe_url(child.bind) + "/health")
+        except httpx.TransportError:
+            return
+        child.ready = True
+        self.out(f"lakehouse up: {child.name} ready again")
 
     def stop(self) -> None:
         for child in self.children:
@@ -171,13 +220,17 @@ def preflight(config: LakehouseConfig) -> str | None:
 
 
 def run_stack(
-    config: LakehouseConfig, *, config_path: str | None, ready_timeout_secs: float = READY_TIMEOUT_SECS
+    config: LakehouseConfig,
+    *,
+    config_path: str | None,
+    ready_timeout_secs: float = READY_TIMEOUT_SECS,
+    restart: RestartPolicy = "on-failure",
 ) -> int:
     problem = preflight(config)
     if problem is not None:
         print(f"lakehouse: error: {problem}", file=sys.stderr)
         return 1
-    supervisor = Supervisor(config, config_path, ready_timeout_secs)
+    supervisor = Supervisor(config, config_path, ready_timeout_secs, restart)
     previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         supervisor.out(f"lakehouse up: starting {len(SERVICES)} services")

@@ -104,9 +104,9 @@ def test_up_names_a_taken_port_before_starting_anything(stack_file: Path) -> Non
     assert out == ""
 
 
-def test_up_stops_everything_when_one_service_dies(stack_file: Path) -> None:
+def test_up_with_restart_no_stops_everything_when_one_service_dies(stack_file: Path) -> None:
     ports = binds(stack_file)
-    up = start_up(stack_file)
+    up = start_up(stack_file, "--restart", "no")
     try:
         for port in ports.values():
             wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
@@ -118,8 +118,52 @@ def test_up_stops_everything_when_one_service_dies(stack_file: Path) -> None:
         if up.poll() is None:
             up.kill()
     assert up.returncode == 1
-    assert err.rstrip().endswith("lakehouse: error: vectord exited unexpectedly with status -9; stopped the others")
+    assert err.rstrip().endswith("lakehouse: error: vectord killed by SIGKILL; stopped the others")
     assert not [pid for pid in children if alive(pid)]
+    assert all(port_free(port) for port in ports.values())
+
+
+def service_pid(up: subprocess.Popen[str], name: str) -> int | None:
+    for pid in descendants(up.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and name.encode() in argv and alive(pid):
+            return pid
+    return None
+
+
+def test_up_restarts_a_crashed_service_and_gives_up_after_five_crashes(stack_file: Path) -> None:
+    ports = binds(stack_file)
+    up = start_up(stack_file)
+    chatd_health = f"http://127.0.0.1:{ports['chatd']}/health"
+    try:
+        for port in ports.values():
+            wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
+        killed: list[int] = []
+        for crash in range(5):
+            deadline = time.monotonic() + STARTUP_WAIT_SECS
+            while (pid := service_pid(up, "chatd")) is None or pid in killed:
+                assert up.poll() is None, "up stopped before giving up"
+                assert time.monotonic() < deadline, "chatd was not restarted"
+                time.sleep(0.02)
+            if crash == 1:
+                # The first restart is a working chatd again, on the same port.
+                assert wait_for_http(chatd_health, up, timeout_secs=STARTUP_WAIT_SECS).status_code == 200
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        _, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 1
+    assert "lakehouse up: chatd killed by SIGKILL; restarting in 0.5s (1 crashes within the last minute)" in err
+    assert "lakehouse up: chatd killed by SIGKILL; restarting in 4s (4 crashes within the last minute)" in err
+    assert err.count("lakehouse up: restarted chatd (pid ") == 4
+    assert err.rstrip().endswith(
+        "lakehouse: error: chatd killed by SIGKILL; it crashed 5 times within 60s, giving up; stopped the others"
+    )
     assert all(port_free(port) for port in ports.values())
 
 
