@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
 
     serve_cmd = with_config(commands.add_parser("serve", help="run one service"))
     serve_cmd.add_argument("name", type=_service_name, metavar="NAME", help=", ".join(SERVICES))
+    serve_cmd.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default="auto",
+        help="auto (default): console lines on a terminal, JSON lines otherwise",
+    )
     up_cmd = with_config(commands.add_parser("up", help="run the gateway and every service until Ctrl-C"))
     up_cmd.add_argument(
         "--ready-timeout",
@@ -45,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         help="on-failure (default): restart a crashed service with backoff, giving up after 5 crashes in 60 s; "
         "no: stop the whole stack when one service dies",
     )
+    up_cmd.add_argument("--quiet", action="store_true", help="show only the summary and problems (warnings, errors)")
     config_cmd = commands.add_parser("config", help="show or check the effective configuration")
     config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_config(config_sub.add_parser("show", help="print the effective config as TOML, secrets redacted"))
@@ -58,7 +65,7 @@ def _fail(message: str) -> int:
 
 
 def _serve(args: argparse.Namespace, config: LakehouseConfig) -> int:
-    configure_logging(config.log.level)
+    configure_logging(config.log.level, json={"auto": None, "json": True, "console": False}[args.log_format])
     try:
         serve(args.name, config)
     except GateRefused as exc:
@@ -67,7 +74,9 @@ def _serve(args: argparse.Namespace, config: LakehouseConfig) -> int:
 
 
 def _up(args: argparse.Namespace, config: LakehouseConfig) -> int:
-    return run_stack(config, config_path=args.config, ready_timeout_secs=args.ready_timeout, restart=args.restart)
+    return run_stack(
+        config, config_path=args.config, ready_timeout_secs=args.ready_timeout, restart=args.restart, quiet=args.quiet
+    )
 
 
 def _config(args: argparse.Namespace, config: LakehouseConfig) -> int:

@@ -15,6 +15,7 @@ from typing import Literal
 import httpx
 
 from shared.config import LakehouseConfig
+from shared.relay import Relay
 from shared.restart_policy import CrashWindow, describe_exit
 from shared.runner import GateRefused, bind_socket, check_gates, die_with_parent
 from shared.sections import split_bind
@@ -54,6 +55,8 @@ class Supervisor:
     config_path: str | None
     ready_timeout_secs: float = READY_TIMEOUT_SECS
     restart: RestartPolicy = "on-failure"
+    relay: Relay | None = None  # when set, children's output is piped through it, prefixed with their names
+    quiet: bool = False
     out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
     warn: Callable[[str], None] = field(default=_stderr)
     children: list[Child] = field(default_factory=list)
@@ -62,9 +65,26 @@ class Supervisor:
     def spawn(self, name: str) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "shared.cli", "serve", name]
         extra = ["--config", self.config_path] if self.config_path else []
+        env = None
+        if self.relay is not None:
+            # The relay decides how lines look: console lines for a terminal, JSON objects for anything else.
+            extra += ["--log-format", "console" if self.relay.tty else "json"]
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            if self.quiet:
+                env["LH_LOG__LEVEL"] = "warning"
         preexec = die_with_parent if sys.platform == "linux" else None
         # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
-        return subprocess.Popen([*command, *extra], preexec_fn=preexec, process_group=0)
+        process = subprocess.Popen(
+            [*command, *extra],
+            preexec_fn=preexec,
+            process_group=0,
+            env=env,
+            stdout=subprocess.PIPE if self.relay else None,
+            stderr=subprocess.STDOUT if self.relay else None,
+        )
+        if self.relay is not None and process.stdout is not None:
+            self.relay.follow(name, process.stdout)
+        return process
 
     def start(self) -> None:
         for name in SERVICES:
@@ -91,7 +111,6 @@ class Supervisor:
                     except httpx.TransportError:
                         continue
                     child.ready = True
-                    self.out(f"  {child.name:<10} {probe_url(child.bind)}  ready")
                 if time.monotonic() > deadline:
                     late = ", ".join(c.name for c in self.children if not c.ready)
                     return f"not healthy after {self.ready_timeout_secs:g}s: {late}"
@@ -181,6 +200,22 @@ class Supervisor:
         self.stopping = True
 
 
+def summary(config: LakehouseConfig, children: list[Child]) -> list[str]:
+    """The one block printed when the stack is ready: where each service listens, and what to try."""
+    gateway = probe_url(config.gateway.bind)
+    lines = [f"lakehouse up: all {len(children)} services ready", "", f"  {'SERVICE':<10} {'URL':<28} {'STATE':<6} PID"]
+    lines += [f"  {c.name:<10} {probe_url(c.bind):<28} {'ready':<6} {c.process.pid}" for c in children]
+    lines += [
+        "",
+        "Try:",
+        f"  curl {gateway}/v1/health",
+        f"  curl {gateway}/v1/chat -H 'content-type: application/json' "
+        """-d '{"model": "qwen3.5:latest", "messages": [{"role": "user", "content": "hi"}]}'""",
+        "Ctrl-C stops the stack.",
+    ]
+    return lines
+
+
 def describe_health(response: httpx.Response) -> str:
     """The services a degraded /v1/health names as down, or the error it answered with."""
     try:
@@ -225,29 +260,26 @@ def run_stack(
     config_path: str | None,
     ready_timeout_secs: float = READY_TIMEOUT_SECS,
     restart: RestartPolicy = "on-failure",
+    quiet: bool = False,
 ) -> int:
     problem = preflight(config)
     if problem is not None:
         print(f"lakehouse: error: {problem}", file=sys.stderr)
         return 1
-    supervisor = Supervisor(config, config_path, ready_timeout_secs, restart)
+    relay = Relay(list(SERVICES), lambda line: print(line, flush=True), tty=sys.stdout.isatty())
+    supervisor = Supervisor(config, config_path, ready_timeout_secs, restart, relay, quiet, out=relay.say)
     previous = {sig: signal.signal(sig, supervisor.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         supervisor.out(f"lakehouse up: starting {len(SERVICES)} services")
         supervisor.start()
         failure = supervisor.wait_ready()
         if failure is None:
-            gateway = probe_url(config.gateway.bind)
-            supervisor.out(f"lakehouse up: all {len(SERVICES)} services ready. Try:")
-            supervisor.out(f"  curl {gateway}/v1/health")
-            supervisor.out(
-                f"  curl {gateway}/v1/chat -H 'content-type: application/json' "
-                """-d '{"model": "qwen3.5:latest", "messages": [{"role": "user", "content": "hi"}]}'"""
-            )
-            supervisor.out("Ctrl-C stops the stack.")
+            for line in summary(config, supervisor.children):
+                supervisor.out(line)
             failure = supervisor.watch()
     finally:
         supervisor.stop()
+        relay.drain()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if failure is not None and not (supervisor.stopping and failure == "interrupted during startup"):

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
 import os
+import pty
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -87,6 +90,11 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
     assert up.returncode == 0, err
     assert "lakehouse up: all 11 services ready" in out
     assert out.rstrip().endswith("lakehouse up: stopped")
+    # Off a terminal, child log lines stay one JSON object each, tagged with the service that wrote them.
+    logged = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert logged
+    assert all(line["service"] in ports for line in logged)
+    assert {line["service"] for line in logged if line.get("path") == "/v1/sql/x"} == {"gateway", "queryd"}
     assert not [pid for pid in children if alive(pid)]
     assert all(port_free(port) for port in ports.values())
 
@@ -191,30 +199,6 @@ def test_up_refuses_a_gated_bind_before_starting_anything(stack_file: Path) -> N
     assert "starting" not in out
 
 
-def test_up_with_an_allow_list_and_a_token_works_end_to_end(stack_file: Path) -> None:
-    """Services on loopback accept the gateway's (loopback) requests; the allow-list still guards nothing else."""
-    stack_file.write_text(stack_file.read_text() + '\n[auth]\ntoken = "t0ken"\nallowed_ips = ["192.0.2.0/24"]\n')
-    ports = binds(stack_file)
-    up = start_up(stack_file)
-    try:
-        gateway = f"http://127.0.0.1:{ports['gateway']}"
-        wait_for_http(gateway + "/health", up, timeout_secs=STARTUP_WAIT_SECS)
-        bearer = {"Authorization": "Bearer t0ken"}
-        deadline = time.monotonic() + STARTUP_WAIT_SECS
-        while "all 11 services ready" not in (line := up.stdout.readline() if up.stdout else ""):
-            assert line, "up exited before reporting ready"
-            assert time.monotonic() < deadline, "up never reported ready"
-        health = httpx.get(gateway + "/v1/health", headers=bearer)
-        assert (health.status_code, health.json()["status"]) == (200, "ok")
-        response = httpx.get(gateway + "/v1/sql/x", headers=bearer)
-        assert (response.status_code, response.json()["error"]["code"]) == (501, "not_implemented")
-        assert httpx.get(gateway + "/v1/sql/x").status_code == 401
-    finally:
-        up.send_signal(signal.SIGTERM)
-        up.communicate(timeout=60)
-    assert up.returncode == 0
-
-
 def test_up_is_not_ready_until_the_gateways_v1_health_is_ok(stack_file: Path) -> None:
     # The gateway's chat family points at a port nothing listens on: every process is healthy, the stack is not.
     text = stack_file.read_text()
@@ -226,3 +210,70 @@ def test_up_is_not_ready_until_the_gateways_v1_health_is_ok(stack_file: Path) ->
     assert "all 11 services ready" not in out
     assert "lakehouse: error: the gateway's /v1/health is not ok after 40s: 503" in err
     assert "503 down: chatd (unreachable: ConnectError at http://127.0.0.1:9)" in err
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(raw: bytes) -> str:
+    return ANSI.sub("", raw.decode(errors="replace"))
+
+
+def read_until(fd: int, marker: str, deadline: float, count: int = 1) -> bytes:
+    seen = b""
+    while plain(seen).count(marker) < count:
+        assert time.monotonic() < deadline, f"no {marker!r} in:\n{seen.decode(errors='replace')}"
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the pty closes when the process exits
+                break
+            seen += chunk
+    return seen
+
+
+def test_up_on_a_terminal_with_an_allow_list_and_a_token(stack_file: Path) -> None:
+    """Prefixed, readable lines and one summary; and with auth.allowed_ips set, the stack works end to end:
+    services on loopback accept the gateway's (loopback) requests, the allow-list still guards the rest."""
+    stack_file.write_text(stack_file.read_text() + '\n[auth]\ntoken = "t0ken"\nallowed_ips = ["192.0.2.0/24"]\n')
+    ports = binds(stack_file)
+    primary, secondary = pty.openpty()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "up", "--config", str(stack_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    try:
+        deadline = time.monotonic() + STARTUP_WAIT_SECS
+        startup = read_until(primary, "Ctrl-C stops the stack.", deadline)
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        bearer = {"Authorization": "Bearer t0ken"}
+        health = httpx.get(gateway + "/v1/health", headers=bearer)
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
+        response = httpx.get(gateway + "/v1/sql/x", headers=bearer)
+        assert (response.status_code, response.json()["error"]["code"]) == (501, "not_implemented")
+        after = read_until(primary, "path=/v1/sql/x", time.monotonic() + 30, count=2)  # queryd's and the gateway's
+    finally:
+        up.send_signal(signal.SIGINT)
+        tail = read_until(primary, "lakehouse up: stopped", time.monotonic() + 60)
+        up.wait(timeout=60)
+        os.close(primary)
+    raw = (startup + after + tail).decode(errors="replace").replace("\r\n", "\n")
+    text = ANSI.sub("", raw)
+    assert up.returncode == 0
+    assert "lakehouse up: all 11 services ready" in text
+    assert re.search(r"SERVICE +URL +STATE +PID", text)
+    for name, port in ports.items():
+        assert re.search(rf"  {name} +http://127\.0\.0\.1:{port} +ready +\d+", text), name
+    # Start-up chatter and the supervisor's probes stay out of the way.
+    for quiet in ("Started server process", "Uvicorn running on", "Application startup complete", "path=/health"):
+        assert quiet not in text
+    assert "path=/v1/health " not in text
+    # Every child line is prefixed with its padded, coloured name.
+    assert re.search(r"\x1b\[\d+mgateway   \|\x1b\[0m ", raw)
+    assert re.search(r"^gateway   \| .*request .*path=/v1/sql/x", text, re.MULTILINE)
+    assert re.search(r"^queryd    \| .*request .*path=/v1/sql/x", text, re.MULTILINE)
+    assert "t0ken" not in text
