@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from shared.config import ConfigError, LakehouseConfig, load_config
 from shared.logging import configure_logging
 from shared.runner import GateRefused, serve
 from shared.stack import READY_TIMEOUT_SECS, RESTART_POLICIES, run_stack
+from shared.systemd import write_units
 from shared.tomlwriter import render_toml
 from shared.topology import SERVICES
+
+DEFAULT_UNIT_CONFIG = "/etc/lakehouse/lakehouse.toml"
 
 
 def _service_name(value: str) -> str:
@@ -52,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
         "no: stop the whole stack when one service dies",
     )
     up_cmd.add_argument("--quiet", action="store_true", help="show only the summary and problems (warnings, errors)")
+    units_cmd = commands.add_parser("systemd-units", help="write one systemd unit per service and lakehouse.target")
+    units_cmd.add_argument("--out", required=True, metavar="DIR", help="where to write the units")
+    units_cmd.add_argument(
+        "--config",
+        default=DEFAULT_UNIT_CONFIG,
+        metavar="PATH",
+        help=f"the config file the units use (LH_CONFIG), also read here (default {DEFAULT_UNIT_CONFIG})",
+    )
+    units_cmd.add_argument("--user", default="lakehouse", help="the user and group the services run as")
     config_cmd = commands.add_parser("config", help="show or check the effective configuration")
     config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_config(config_sub.add_parser("show", help="print the effective config as TOML, secrets redacted"))
@@ -87,10 +101,22 @@ def _config(args: argparse.Namespace, config: LakehouseConfig) -> int:
     return 0
 
 
+def _systemd_units(args: argparse.Namespace, config: LakehouseConfig) -> int:
+    beside = Path(sys.executable).parent / "lakehouse"
+    executable = str(beside) if beside.is_file() else shutil.which("lakehouse")
+    if executable is None:
+        return _fail("cannot find the installed `lakehouse` command for ExecStart; install the package first")
+    config_path = str(Path(args.config).absolute())
+    for path in write_units(config, Path(args.out), executable=executable, config_path=config_path, user=args.user):
+        print(path)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, LakehouseConfig], int]] = {
     "serve": _serve,
     "up": _up,
     "config": _config,
+    "systemd-units": _systemd_units,
 }
 
 
