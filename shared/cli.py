@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shared.checks import check_service
 from shared.config import ConfigError, LakehouseConfig, load_config
 from shared.logging import configure_logging
 from shared.runner import GateRefused, serve
@@ -69,7 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     config_cmd = commands.add_parser("config", help="show or check the effective configuration")
     config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_config(config_sub.add_parser("show", help="print the effective config as TOML, secrets redacted"))
-    with_config(config_sub.add_parser("check", help='print "ok" or the error, exit 0 or 1'))
+    check_cmd = with_config(config_sub.add_parser("check", help='print "ok" or the error, exit 0 or 1'))
+    check_cmd.add_argument(
+        "--for",
+        dest="service",
+        type=_service_name,
+        metavar="NAME",
+        help="also check what this service needs on this box: its bind gate, upstream URLs, directories, key files",
+    )
     return parser
 
 
@@ -96,8 +105,16 @@ def _up(args: argparse.Namespace, config: LakehouseConfig) -> int:
 def _config(args: argparse.Namespace, config: LakehouseConfig) -> int:
     if args.action == "show":
         sys.stdout.write(render_toml(config))
-    else:
+        return 0
+    if args.service is None:
         print("ok")
+        return 0
+    problems, notes = check_service(config, args.service, os.environ)
+    for note in notes:
+        print(f"note: {note}")
+    if problems:
+        return _fail("\n".join(problems))
+    print(f"ok: {args.service} has what it needs on this box")
     return 0
 
 
