@@ -53,7 +53,12 @@ class Relay:
                 for raw in stream:
                     line = raw.decode(errors="replace").rstrip("\r\n")
                     with self.lock:
-                        self.write(self.format(name, line))
+                        try:
+                            self.write(self.format(name, line))
+                        except (OSError, ValueError):
+                            # Our stdout is gone (`up | head`, a closed terminal): keep draining the pipe, or
+                            # the child would block on its next log line and stop serving.
+                            continue
 
         thread = threading.Thread(target=pump, name=f"relay-{name}", daemon=True)
         thread.start()
