@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
+import resource
 import signal
 import socket
 from collections.abc import Callable, Mapping
@@ -113,9 +114,30 @@ def _run_server(service: str, config: LakehouseConfig, sockets: list[socket.sock
     return bool(server.started)
 
 
+# Beyond the client connections: upstream pools, probes, log files, the listening socket.
+SPARE_FILES = 256
+
+
+def raise_open_files_limit(max_connections: int) -> None:
+    """Lift the soft RLIMIT_NOFILE towards the hard one, so max_connections is reached before EMFILE is."""
+    wanted = max_connections + SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        structlog.get_logger("runner").warning(
+            "open-files limit below max_connections",
+            limit=soft,
+            max_connections=max_connections,
+            hint="raise the hard limit (LimitNOFILE= in a systemd unit, ulimit -Hn) or lower gateway.max_connections",
+        )
+
+
 def serve(service: str, config: LakehouseConfig) -> None:
     """Run `service` until SIGINT/SIGTERM (uvicorn installs the handlers and drains connections)."""
     check_gates(service, config, os.environ)
+    raise_open_files_limit(config.gateway.max_connections)
     workers = (config.gateway.workers or os.cpu_count() or 1) if service == "gateway" else 1
     if workers > 1:
         serve_forked(service, config, workers)
