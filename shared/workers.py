@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import structlog
@@ -19,11 +19,28 @@ from shared.restart_policy import CrashWindow, describe_exit
 RunWorker = Callable[[list[socket.socket]], bool]
 
 
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a worker is forked and recorded, so a stop never misses the newest one."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def _fork_worker(run: RunWorker, sock: socket.socket, before: Callable[[], None]) -> int:
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            # A worker starts with the default dispositions (uvicorn installs its own), not the master's handler.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             before()
             code = 0 if run([sock]) else 1
         finally:
@@ -54,7 +71,8 @@ def supervise_workers(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for number in range(workers):
-            slots[_fork_worker(run, sock, before)] = number
+            with _stop_signals_held():
+                slots[_fork_worker(run, sock, before)] = number
         gave_up = False
         while slots:
             try:
@@ -87,8 +105,9 @@ def supervise_workers(
             time.sleep(crashes.delay() if count > 1 else 0)  # a lone crash is respawned at once
             if stopping:
                 continue
-            new_pid = _fork_worker(run, sock, before)
-            slots[new_pid] = number
+            with _stop_signals_held():
+                new_pid = _fork_worker(run, sock, before)
+                slots[new_pid] = number
             log.warning(
                 f"{service} worker {number} respawned (pid {new_pid})", service=service, worker=number, pid=new_pid
             )

@@ -49,10 +49,11 @@ def test_the_master_respawns_a_worker_that_dies_and_logs_which(tmp_path: Path) -
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", master, timeout_secs=STARTUP_WAIT_SECS)
         wait_until(lambda: len(children_of(master.pid)) == 2, "two workers")
-        victim = min(children_of(master.pid))
+        before = children_of(master.pid)
+        victim = min(before)
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: victim not in children_of(master.pid) and len(children_of(master.pid)) == 2, "a respawn")
-        replacement = (children_of(master.pid) - {victim}).pop()
+        (replacement,) = children_of(master.pid) - before
         for _ in range(20):  # both workers (the new one included) keep answering on the one port
             assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
         assert master.poll() is None
@@ -93,3 +94,30 @@ def test_crash_window_gives_up_after_five_within_sixty_seconds_and_backs_off() -
     now[0] += 61  # old crashes age out of the window
     assert window.record() == 1
     assert not window.exhausted
+
+
+def test_the_master_gives_up_after_five_worker_crashes_within_a_minute(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    env = {**os.environ, "LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2"}
+    with log.open("w") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "serve", "gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", master, timeout_secs=STARTUP_WAIT_SECS)
+        killed: set[int] = set()
+        while master.poll() is None and len(killed) < 5:
+            for pid in children_of(master.pid) - killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+                break
+            time.sleep(0.05)
+        master.wait(timeout=60)
+    finally:
+        if master.poll() is None:
+            master.kill()
+    assert master.returncode == 1
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line.startswith("{")]
+    assert "gateway: 5 worker crashes within 60s; giving up" in events
+    assert not children_of(master.pid)
