@@ -91,8 +91,8 @@ class Supervisor:
             self.children.append(Child(name, self.config.section_bind(name), self.spawn(name)))
 
     def wait_ready(self) -> str | None:
-        """Print each service as it answers /health, then wait for the gateway's /v1/health to be ok (every
-        upstream reachable through it, auth included); return why the stack cannot start, or None."""
+        """Wait for each service to answer /health, then for the gateway's /v1/health to be ok (every upstream
+        reachable through it, auth included); return why the stack cannot start, or None."""
         deadline = time.monotonic() + self.ready_timeout_secs
         token = self.config.auth.token.get_secret_value()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
