@@ -49,3 +49,7 @@ bench *args:
 # chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
+
+# Soak (not in verify): N minutes at c64 through the gateway, 5% of clients aborting mid-body; RSS, sockets, 5xx
+soak *args:
+    uv run python -m scripts.soak {{args}}

@@ -33,7 +33,9 @@ class Result:
 
 
 @contextmanager
-def process(name: str, args: Sequence[str], health_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    name: str, args: Sequence[str], health_url: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
@@ -43,7 +45,7 @@ def process(name: str, args: Sequence[str], health_url: str, env: dict[str, str]
             wait_for_http(health_url, proc)
         except AssertionError as exc:
             raise SystemExit(f"{name} did not start ({exc}); see {log.name}") from None
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=15)

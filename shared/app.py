@@ -13,11 +13,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Lifespan
 
-from shared.auth import AuthMiddleware
-from shared.config import LakehouseConfig
+from shared.auth import AuthMiddleware, is_loopback
+from shared.config import SERVICE_SECTIONS, LakehouseConfig
 from shared.errors import LakehouseError, handle_http_exception, handle_lakehouse_error, handle_unexpected
+from shared.guard import GuardMiddleware
 from shared.host import HostHeaderMiddleware
 from shared.logging import AccessLogMiddleware
+from shared.sections import split_bind
 
 
 def health_route(service: str) -> Route:
@@ -29,6 +31,10 @@ def health_route(service: str) -> Route:
     return Route("/health", health, methods=["GET"])
 
 
+def bound_to_loopback(service: str, config: LakehouseConfig) -> bool:
+    return service in SERVICE_SECTIONS and is_loopback(split_bind(config.section_bind(service))[0])
+
+
 class ServiceApp(Starlette):
     """Starlette with the stack's own middleware in front of Starlette's error middleware.
 
@@ -36,7 +42,8 @@ class ServiceApp(Starlette):
     but before Starlette's stack, so the forwarding hot path skips the layers it does not need.
     """
 
-    def __init__(self, *, front: Sequence[Middleware], **kwargs: Any) -> None:
+    def __init__(self, *, service: str, front: Sequence[Middleware], **kwargs: Any) -> None:
+        self.service = service
         self.front = list(front)
         super().__init__(**kwargs)
 
@@ -44,7 +51,7 @@ class ServiceApp(Starlette):
         app = super().build_middleware_stack()
         for cls, args, kwargs in reversed(self.front):
             app = cls(app, *args, **kwargs)
-        return app
+        return GuardMiddleware(app, service=self.service)
 
 
 def service_app(
@@ -60,6 +67,7 @@ def service_app(
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
     """
     app = ServiceApp(
+        service=service,
         front=[
             Middleware(AccessLogMiddleware, service=service),
             Middleware(HostHeaderMiddleware),
@@ -67,6 +75,7 @@ def service_app(
                 AuthMiddleware,
                 token=config.auth.token.get_secret_value(),
                 allowed_ips=config.auth.allowed_ips,
+                trust_loopback=bound_to_loopback(service, config),
             ),
             *front,
         ],

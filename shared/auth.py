@@ -6,18 +6,32 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 
-from shared.errors import send_error
-from shared.types import ASGIApp, Receive, Scope, Send
+from shared.errors import ErrorCode, send_error
+from shared.types import ASGIApp, Message, Receive, Scope, Send
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Orchestrator probes carry no token; /health says nothing but status and service name.
 TOKEN_EXEMPT_PATHS = frozenset({"/health"})
+# A websocket handshake is an HTTP request too: it meets the same rules as any other.
+GUARDED_SCOPES = frozenset({"http", "websocket"})
+# RFC 6455 close code 1008 (policy violation): the refusal when the server cannot send an HTTP answer.
+WS_POLICY_VIOLATION = 1008
 
 
 def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     """CIDRs as given; a bare address becomes a /32 or /128. Entries were validated when config loaded."""
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # A hostname other than localhost may resolve anywhere: treat it as reachable from outside.
+        return False
 
 
 def peer_allowed(host: str | None, networks: tuple[IPNetwork, ...]) -> bool:
@@ -32,20 +46,41 @@ def peer_allowed(host: str | None, networks: tuple[IPNetwork, ...]) -> bool:
     return any(address in network for network in networks)
 
 
+async def refuse(scope: Scope, send: Send, code: ErrorCode, message: str) -> None:
+    if scope["type"] == "http":
+        await send_error(send, code, message)
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+
+        async def as_denial(event: Message) -> None:
+            # The ASGI denial-response extension: the same answer, under websocket.http.response.* names.
+            await send({**event, "type": "websocket." + event["type"]})
+
+        await send_error(as_denial, code, message)
+        return
+    await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": message})
+
+
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, *, token: str = "", allowed_ips: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str = "", allowed_ips: Iterable[str] = (), trust_loopback: bool = False
+    ) -> None:
+        """`trust_loopback`: the server is bound to loopback, so a loopback peer is this box (the gateway, the
+        supervisor) and nothing else can reach it; the allow-list then admits loopback peers too."""
         self.app = app
+        self.trust_loopback = trust_loopback
         self.expected = token.encode()
         self.networks = parse_networks(allowed_ips)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (not self.expected and not self.networks):
+        if scope["type"] not in GUARDED_SCOPES or (not self.expected and not self.networks):
             await self.app(scope, receive, send)
             return
         if self.networks:
             client = scope.get("client")
-            if not peer_allowed(client[0] if client else None, self.networks):
-                await send_error(send, "forbidden", "your address is not in auth.allowed_ips")
+            peer = client[0] if client else None
+            if not peer_allowed(peer, self.networks) and not (self.trust_loopback and peer and is_loopback(peer)):
+                await refuse(scope, send, "forbidden", "your address is not in auth.allowed_ips")
                 return
         if self.expected and scope["path"] not in TOKEN_EXEMPT_PATHS:
             presented = b""
@@ -56,6 +91,6 @@ class AuthMiddleware:
             scheme, _, credentials = presented.partition(b" ")
             # The scheme is case-insensitive (RFC 9110 §11.1); the token is compared in constant time.
             if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.lstrip(b" "), self.expected):
-                await send_error(send, "unauthorized", "missing or wrong Authorization: Bearer token")
+                await refuse(scope, send, "unauthorized", "missing or wrong Authorization: Bearer token")
                 return
         await self.app(scope, receive, send)

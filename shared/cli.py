@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from shared.checks import check_service
 from shared.config import ConfigError, LakehouseConfig, load_config
 from shared.logging import configure_logging
 from shared.runner import GateRefused, serve
-from shared.stack import run_stack
+from shared.stack import READY_TIMEOUT_SECS, RESTART_POLICIES, run_stack
+from shared.systemd import write_units
 from shared.tomlwriter import render_toml
 from shared.topology import SERVICES
+
+DEFAULT_UNIT_CONFIG = "/etc/lakehouse/lakehouse.toml"
 
 
 def _service_name(value: str) -> str:
@@ -30,11 +37,48 @@ def _parser() -> argparse.ArgumentParser:
 
     serve_cmd = with_config(commands.add_parser("serve", help="run one service"))
     serve_cmd.add_argument("name", type=_service_name, metavar="NAME", help=", ".join(SERVICES))
-    with_config(commands.add_parser("up", help="run the gateway and every service until Ctrl-C"))
+    serve_cmd.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default="auto",
+        help="auto (default): console lines on a terminal, JSON lines otherwise",
+    )
+    up_cmd = with_config(commands.add_parser("up", help="run the gateway and every service until Ctrl-C"))
+    up_cmd.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=READY_TIMEOUT_SECS,
+        metavar="SECS",
+        help=f"how long to wait for every service and the gateway's /v1/health (default {READY_TIMEOUT_SECS:g})",
+    )
+    up_cmd.add_argument(
+        "--restart",
+        choices=RESTART_POLICIES,
+        default="on-failure",
+        help="on-failure (default): restart a crashed service with backoff, giving up after 5 crashes in 60 s; "
+        "no: stop the whole stack when one service dies",
+    )
+    up_cmd.add_argument("--quiet", action="store_true", help="show only the summary and problems (warnings, errors)")
+    units_cmd = commands.add_parser("systemd-units", help="write one systemd unit per service and lakehouse.target")
+    units_cmd.add_argument("--out", required=True, metavar="DIR", help="where to write the units")
+    units_cmd.add_argument(
+        "--config",
+        default=DEFAULT_UNIT_CONFIG,
+        metavar="PATH",
+        help=f"the config file the units use (LH_CONFIG), also read here (default {DEFAULT_UNIT_CONFIG})",
+    )
+    units_cmd.add_argument("--user", default="lakehouse", help="the user and group the services run as")
     config_cmd = commands.add_parser("config", help="show or check the effective configuration")
     config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_config(config_sub.add_parser("show", help="print the effective config as TOML, secrets redacted"))
-    with_config(config_sub.add_parser("check", help='print "ok" or the error, exit 0 or 1'))
+    check_cmd = with_config(config_sub.add_parser("check", help='print "ok" or the error, exit 0 or 1'))
+    check_cmd.add_argument(
+        "--for",
+        dest="service",
+        type=_service_name,
+        metavar="NAME",
+        help="also check what this service needs on this box: its bind gate, upstream URLs, directories, key files",
+    )
     return parser
 
 
@@ -44,7 +88,7 @@ def _fail(message: str) -> int:
 
 
 def _serve(args: argparse.Namespace, config: LakehouseConfig) -> int:
-    configure_logging(config.log.level)
+    configure_logging(config.log.level, json={"auto": None, "json": True, "console": False}[args.log_format])
     try:
         serve(args.name, config)
     except GateRefused as exc:
@@ -53,14 +97,35 @@ def _serve(args: argparse.Namespace, config: LakehouseConfig) -> int:
 
 
 def _up(args: argparse.Namespace, config: LakehouseConfig) -> int:
-    return run_stack(config, config_path=args.config)
+    return run_stack(
+        config, config_path=args.config, ready_timeout_secs=args.ready_timeout, restart=args.restart, quiet=args.quiet
+    )
 
 
 def _config(args: argparse.Namespace, config: LakehouseConfig) -> int:
     if args.action == "show":
         sys.stdout.write(render_toml(config))
-    else:
+        return 0
+    if args.service is None:
         print("ok")
+        return 0
+    problems, notes = check_service(config, args.service, os.environ)
+    for note in notes:
+        print(f"note: {note}")
+    if problems:
+        return _fail("\n".join(problems))
+    print(f"ok: {args.service} has what it needs on this box")
+    return 0
+
+
+def _systemd_units(args: argparse.Namespace, config: LakehouseConfig) -> int:
+    beside = Path(sys.executable).parent / "lakehouse"
+    executable = str(beside) if beside.is_file() else shutil.which("lakehouse")
+    if executable is None:
+        return _fail("cannot find the installed `lakehouse` command for ExecStart; install the package first")
+    config_path = str(Path(args.config).absolute())
+    for path in write_units(config, Path(args.out), executable=executable, config_path=config_path, user=args.user):
+        print(path)
     return 0
 
 
@@ -68,6 +133,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, LakehouseConfig], int]] = {
     "serve": _serve,
     "up": _up,
     "config": _config,
+    "systemd-units": _systemd_units,
 }
 
 

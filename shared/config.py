@@ -8,6 +8,7 @@ defaults. Nested values deep-merge, so an environment override of one key keeps 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from shared.sections import (
     AuthConfig,
@@ -201,7 +203,10 @@ def _describe(
             hint = f"; known keys in [{section}]: {', '.join(known)}" if section else ""
             lines.append(f"{where}: unknown key{hint}")
             continue
-        if err["type"] == "value_error":
+        if _field_annotation(loc) is SecretStr:
+            # Never echo what was given for a secret, not even a wrongly typed one.
+            lines.append(f"{where}: {err['msg']}, got a value of type {type(err.get('input')).__name__} (not shown)")
+        elif err["type"] == "value_error":
             lines.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"{where}: {err['msg']}, got {err.get('input')!r}")
@@ -216,6 +221,37 @@ def _known_keys(root: type[ConfigRoot], loc: tuple[str | int, ...]) -> list[str]
             return []
         model = annotation
     return list(model.model_fields)
+
+
+def _field_annotation(loc: tuple[str | int, ...]) -> Any:
+    """The annotation of the config field at `loc`, or None when `loc` names no field."""
+    annotation: Any = LakehouseConfig
+    for part in loc:
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        field = annotation.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+    return annotation
+
+
+def _describe_env_json(environ: Mapping[str, str]) -> str:
+    """Which LH_ variables hold a value that is not the JSON their key expects (lists, tables)."""
+    lines = []
+    for name, value in environ.items():
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        keys = tuple(name[len(ENV_PREFIX) :].lower().split(ENV_DELIMITER))
+        annotation = _field_annotation(keys)
+        if annotation is None or annotation in (str, int, float, bool, SecretStr) or len(keys) < 2:
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            kind, example = ("list", '["a", "b"]') if "list" in str(annotation) else ("object", '{"key": 1}')
+            lines.append(f"environment {name.upper()}: expected a JSON {kind}, e.g. '{example}', got {value!r}")
+    return "\n".join(lines)
 
 
 def load_config(path: str | None = None, **overrides: Any) -> LakehouseConfig:
@@ -242,5 +278,8 @@ def load_config(path: str | None = None, **overrides: Any) -> LakehouseConfig:
         loaded = _with_file(root, data)(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(root, exc, config_file, data, os.environ)) from None
+    except SettingsError as exc:
+        # pydantic-settings names only the section; find the variable, and never print a traceback.
+        raise ConfigError(_describe_env_json(os.environ) or f"environment: {exc}") from None
     # Hand back the plain root type: the per-load subclass only existed to carry the file's data.
     return root.model_construct(**{name: getattr(loaded, name) for name in root.model_fields})

@@ -22,6 +22,21 @@ LEVELS: dict[str, int] = {
     "error": logging.ERROR,
 }
 
+# uvicorn's start-up and shutdown chatter: eleven processes saying it at info buries what matters.
+UVICORN_CHATTER = (
+    "Started server process",
+    "Waiting for application startup",
+    "Application startup complete",
+    "Uvicorn running on",
+    "Shutting down",
+    "Waiting for application shutdown",
+    "Application shutdown complete",
+    "Finished server process",
+    "Waiting for connections to close",
+)
+# Probes (orchestrators, `lakehouse up`, the gateway's /v1/health) hit /health every few seconds.
+QUIET_PATHS = frozenset({"/health", "/v1/health"})
+
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
@@ -66,10 +81,16 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, json
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(out)
+    handler.addFilter(ChatterToDebug(LEVELS[level]))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            # format_exc_info: without it a stdlib record's exc_info reaches the JSON renderer as a raw tuple.
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
@@ -81,6 +102,20 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None, json
     # httpx logs every request at INFO; our access and chat lines already say what matters.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.WARNING, LEVELS[level]))
+
+
+class ChatterToDebug(logging.Filter):
+    """Demotes uvicorn's start-up and shutdown lines to debug, then applies the configured level to them."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("uvicorn") and str(record.msg).startswith(UVICORN_CHATTER):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.level <= logging.DEBUG
+        return True
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes | None:
@@ -127,7 +162,8 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self.log.info(
+            quiet = status == 200 and scope["path"] in QUIET_PATHS
+            (self.log.debug if quiet else self.log.info)(
                 "request",
                 service=self.service,
                 method=scope["method"],

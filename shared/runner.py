@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import importlib
-import ipaddress
 import os
+import resource
 import signal
 import socket
-import sys
 from collections.abc import Callable, Mapping
-from types import FrameType
 from typing import Any
 
 import structlog
 import uvicorn
 
+from shared.auth import is_loopback
 from shared.config import LakehouseConfig
+from shared.http_protocol import ServerLimits, protocol_class
 from shared.sections import split_bind
 from shared.topology import SERVICES
+from shared.workers import linux_only, supervise_workers
 
 _PR_SET_PDEATHSIG = 1
 
@@ -32,16 +32,6 @@ def die_with_parent() -> None:
 
 class GateRefused(Exception):
     """A startup gate refused the bind; the message is the one line the operator needs."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        # A hostname other than localhost may resolve anywhere: treat it as reachable from outside.
-        return False
 
 
 def allow_nonloopback_env(service: str) -> str:
@@ -73,12 +63,36 @@ def load_factory(service: str) -> Callable[[LakehouseConfig], Any]:
     return factory
 
 
-def uvicorn_config(app: Any, bind: str, **options: Any) -> uvicorn.Config:
+# What the gateway adds to a request it forwards (X-Forwarded-For/-Proto/-Host, X-Request-ID) with room to spare:
+# a service allows this much more than the gateway, so it never refuses a head the gateway accepted.
+FORWARDING_HEADROOM_FIELDS = 8
+FORWARDING_HEADROOM_BYTES = 4 << 10
+
+
+def server_limits(config: LakehouseConfig, service: str) -> ServerLimits:
+    """The [gateway] server limits, which every server applies; services get the forwarding headroom on top."""
+    gateway = config.gateway
+    extra_fields, extra_bytes = (
+        (0, 0) if service == "gateway" else (FORWARDING_HEADROOM_FIELDS, FORWARDING_HEADROOM_BYTES)
+    )
+    return ServerLimits(
+        max_header_bytes=gateway.max_header_bytes + extra_bytes,
+        max_header_count=gateway.max_header_count + extra_fields,
+        header_timeout_secs=gateway.header_timeout_secs,
+        keepalive_timeout_secs=gateway.keepalive_timeout_secs,
+        max_connections=gateway.max_connections,
+    )
+
+
+def uvicorn_config(app: Any, bind: str, *, limits: ServerLimits | None = None, **options: Any) -> uvicorn.Config:
     host, port = split_bind(bind)
+    limits = limits or ServerLimits()
+    options.setdefault("timeout_keep_alive", limits.keepalive_timeout_secs)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=protocol_class(limits),
         log_config=None,  # our structlog handler is already on the root logger
         access_log=False,  # AccessLogMiddleware writes the one access line
         server_header=False,
@@ -94,14 +108,36 @@ def _run_server(service: str, config: LakehouseConfig, sockets: list[socket.sock
     app = load_factory(service)(config)
     # The gateway passes the upstream's Date through; its own would be a duplicate.
     options = {"date_header": False} if service == "gateway" else {}
-    server = uvicorn.Server(uvicorn_config(app, config.section_bind(service), **options))
+    limits = server_limits(config, service)
+    server = uvicorn.Server(uvicorn_config(app, config.section_bind(service), limits=limits, **options))
     server.run(sockets=sockets)
     return bool(server.started)
+
+
+# Beyond the client connections: upstream pools, probes, log files, the listening socket.
+SPARE_FILES = 256
+
+
+def raise_open_files_limit(max_connections: int) -> None:
+    """Lift the soft RLIMIT_NOFILE towards the hard one, so max_connections is reached before EMFILE is."""
+    wanted = max_connections + SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        structlog.get_logger("runner").warning(
+            "open-files limit below max_connections",
+            limit=soft,
+            max_connections=max_connections,
+            hint="raise the hard limit (LimitNOFILE= in a systemd unit, ulimit -Hn) or lower gateway.max_connections",
+        )
 
 
 def serve(service: str, config: LakehouseConfig) -> None:
     """Run `service` until SIGINT/SIGTERM (uvicorn installs the handlers and drains connections)."""
     check_gates(service, config, os.environ)
+    raise_open_files_limit(config.gateway.max_connections)
     workers = (config.gateway.workers or os.cpu_count() or 1) if service == "gateway" else 1
     if workers > 1:
         serve_forked(service, config, workers)
@@ -117,40 +153,17 @@ def bind_socket(bind: str) -> socket.socket:
 
 
 def serve_forked(service: str, config: LakehouseConfig, workers: int) -> None:
-    """Bind once, then fork `workers` processes that accept on the shared socket; stop them all together."""
+    """Bind once, then run `workers` processes that accept on the shared socket, respawning any that dies."""
     bind = config.section_bind(service)
     try:
         sock = bind_socket(bind)
     except OSError as exc:
         structlog.get_logger("runner").error("cannot bind", service=service, bind=bind, error=str(exc))
         raise SystemExit(1) from None
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                if sys.platform == "linux":
-                    die_with_parent()
-                code = 0 if _run_server(service, config, [sock]) else 1
-            finally:
-                # Never return into the parent's loop from a child, whatever happened.
-                os._exit(code)
-        children.append(pid)
-    sock.close()
+    with sock:
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
+        def run(sockets: list[socket.socket]) -> bool:
+            return _run_server(service, config, sockets)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    failed = False
-    for _ in children:
-        _, status = os.wait()
-        if os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM, -signal.SIGINT):
-            failed = True
-        stop(signal.SIGTERM, None)  # one worker gone means the service is going down: take the rest along
-    if failed:
-        raise SystemExit(1)
+        if not supervise_workers(service, sock, workers, run, before=linux_only(die_with_parent)):
+            raise SystemExit(1)

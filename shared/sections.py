@@ -49,6 +49,19 @@ class GatewayConfig(ServiceSection):
     upstream_max_connections: int = Field(
         256, ge=1, le=65536, description="open connections to each upstream per gateway process; more requests queue"
     )
+    # The server limits below apply to every server the runner starts; services add FORWARDING_HEADROOM to the
+    # header caps so that a request the gateway accepted is never refused by the service behind it.
+    max_header_bytes: int = Field(
+        64 << 10, ge=1024, description="request line and headers together, in bytes; beyond: 431 headers_too_large"
+    )
+    max_header_count: int = Field(100, ge=8, description="request header fields; beyond: 431 headers_too_large")
+    header_timeout_secs: float = Field(
+        10.0, gt=0, description="seconds to receive a request's headers (from accept or the previous response); 408"
+    )
+    keepalive_timeout_secs: float = Field(5.0, gt=0, description="seconds an idle kept-alive connection stays open")
+    max_connections: int = Field(
+        2048, ge=1, description="open connections per process; beyond: 503 service_unavailable and close"
+    )
 
 
 class ServiceConfig(ServiceSection):

@@ -86,9 +86,9 @@ def test_serve_on_all_interfaces_needs_bypass_and_token() -> None:
     assert no_token.returncode == 1
     assert "with no auth token; set auth.token in the config file or LH_AUTH__TOKEN" in err
 
-    started = run_cli(
-        "serve", "storaged", env={**bind, "LH_STORAGED_ALLOW_NONLOOPBACK": "1", "LH_AUTH__TOKEN": "t0ken"}
-    )
+    # At debug, uvicorn's shutdown lines (demoted from info) show the drain.
+    secure = {"LH_STORAGED_ALLOW_NONLOOPBACK": "1", "LH_AUTH__TOKEN": "t0ken", "LH_LOG__LEVEL": "debug"}
+    started = run_cli("serve", "storaged", env={**bind, **secure})
     try:
         response = wait_for_http(f"http://127.0.0.1:{port}/health", started)
         assert response.json() == {"status": "ok", "service": "storaged"}
@@ -104,7 +104,8 @@ def test_serve_on_all_interfaces_needs_bypass_and_token() -> None:
 
 def test_gateway_workers_share_the_port_and_stop_together() -> None:
     port = free_port()
-    gateway = run_cli("serve", "gateway", env={"LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2"})
+    env = {"LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2", "LH_LOG__LEVEL": "debug"}
+    gateway = run_cli("serve", "gateway", env=env)
     try:
         response = wait_for_http(f"http://127.0.0.1:{port}/health", gateway)
         assert response.json() == {"status": "ok", "service": "gateway"}

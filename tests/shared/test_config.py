@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -169,3 +172,61 @@ def test_committed_lakehouse_toml_is_the_defaults() -> None:
     config = load_config(str(REPO / "lakehouse.toml"))
     assert config == LakehouseConfig()
     assert set(tomllib.loads(committed)) == set(LakehouseConfig.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[auth]\ntoken = 123456789\n", "auth.token"),
+        ('[s3]\nsecret_access_key = ["12345678"]\n', "s3.secret_access_key"),
+        ("[s3]\nsecret_access_key = 12345678.5\n", "s3.secret_access_key"),
+    ],
+)
+def test_a_wrongly_typed_secret_is_never_printed(tmp_path: Path, toml: str, key: str) -> None:
+    path = tmp_path / "lh.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}: key {key}: Input should be a valid string, got a value of type")
+    assert "(not shown)" in message
+    assert "12345678" not in message
+
+
+def test_a_secret_from_the_environment_with_a_wrong_type_is_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LH_AUTH", '{"token": 987654321}')
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    assert "987654321" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("LH_AUTH__ALLOWED_IPS", "127.0.0.1", 'environment LH_AUTH__ALLOWED_IPS: expected a JSON list, e.g. \'["a", '),
+        ("LH_MODELS__WEAK_MODELS", "qwen3", "environment LH_MODELS__WEAK_MODELS: expected a JSON list"),
+        ("LH_GATEWAY__TIMEOUTS", "sql=5", "environment LH_GATEWAY__TIMEOUTS: expected a JSON object"),
+    ],
+)
+def test_environment_value_that_is_not_json_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    assert str(err.value).startswith(expected)
+    assert str(err.value).endswith(f"got {value!r}")
+    assert "\n" not in str(err.value)
+
+
+def test_cli_reports_bad_environment_json_without_a_traceback() -> None:
+    env = {**os.environ, "LH_AUTH__ALLOWED_IPS": "127.0.0.1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "config", "check"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "lakehouse: error: invalid configuration:",
+        "environment LH_AUTH__ALLOWED_IPS: expected a JSON list, e.g. '[\"a\", \"b\"]', got '127.0.0.1'",
+    ]

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from shared.auth import is_loopback
 from shared.config import load_config
-from shared.runner import GateRefused, check_gates, is_loopback
+from shared.runner import SPARE_FILES, GateRefused, check_gates
+from tests.support.servers import free_port, wait_for_http
 
 
 @pytest.mark.parametrize(
@@ -42,3 +50,29 @@ def test_bypass_without_token_is_still_refused() -> None:
 def test_bypass_and_token_pass() -> None:
     config = load_config(gateway={"bind": "0.0.0.0:3110"}, auth={"token": "t"})
     check_gates("gateway", config, {"LH_GATEWAY_ALLOW_NONLOOPBACK": "1"})
+
+
+def test_serve_lifts_the_open_files_limit_to_fit_max_connections() -> None:
+    port = free_port()
+
+    def low_limit() -> None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "serve", "storaged"],
+        env={**os.environ, "LH_STORAGED__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__MAX_CONNECTIONS": "3000"},
+        preexec_fn=low_limit,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", process, timeout_secs=120)
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    (line,) = [line for line in limits.splitlines() if line.startswith("Max open files")]
+    soft = int(line.split()[3])
+    assert soft == min(3000 + SPARE_FILES, hard)

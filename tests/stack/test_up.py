@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import json
 import os
+import pty
+import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -14,6 +19,9 @@ import pytest
 from scripts.stack_config import stack_config
 from shared.stack import port_in_use
 from tests.support.servers import wait_for_http
+
+# A loaded 2-core CI box takes a while to start eleven Python processes.
+STARTUP_WAIT_SECS = 120.0
 
 
 def descendants(pid: int) -> set[int]:
@@ -42,9 +50,9 @@ def port_free(port: int) -> bool:
     return not port_in_use(f"127.0.0.1:{port}")
 
 
-def start_up(config: Path) -> subprocess.Popen[str]:
+def start_up(config: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--config", str(config)],
+        [sys.executable, "-m", "shared.cli", "up", "--config", str(config), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -60,7 +68,7 @@ def stack_file(tmp_path: Path) -> Path:
 
 def binds(config: Path) -> dict[str, int]:
     sections = tomllib.loads(config.read_text())
-    return {name: int(section["bind"].rsplit(":", 1)[1]) for name, section in sections.items()}
+    return {name: int(section["bind"].rsplit(":", 1)[1]) for name, section in sections.items() if "bind" in section}
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -70,7 +78,7 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
     try:
         gateway = f"http://127.0.0.1:{ports['gateway']}"
         for port in ports.values():
-            wait_for_http(f"http://127.0.0.1:{port}/health", up)
+            wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
         report = httpx.get(gateway + "/v1/health").json()
         assert report["status"] == "ok"
         assert httpx.get(gateway + "/v1/sql/x").json()["error"]["message"] == "queryd is not implemented yet"
@@ -82,6 +90,11 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
     assert up.returncode == 0, err
     assert "lakehouse up: all 11 services ready" in out
     assert out.rstrip().endswith("lakehouse up: stopped")
+    # Off a terminal, child log lines stay one JSON object each, tagged with the service that wrote them.
+    logged = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert logged
+    assert all(line["service"] in ports for line in logged)
+    assert {line["service"] for line in logged if line.get("path") == "/v1/sql/x"} == {"gateway", "queryd"}
     assert not [pid for pid in children if alive(pid)]
     assert all(port_free(port) for port in ports.values())
 
@@ -99,12 +112,12 @@ def test_up_names_a_taken_port_before_starting_anything(stack_file: Path) -> Non
     assert out == ""
 
 
-def test_up_stops_everything_when_one_service_dies(stack_file: Path) -> None:
+def test_up_with_restart_no_stops_everything_when_one_service_dies(stack_file: Path) -> None:
     ports = binds(stack_file)
-    up = start_up(stack_file)
+    up = start_up(stack_file, "--restart", "no")
     try:
         for port in ports.values():
-            wait_for_http(f"http://127.0.0.1:{port}/health", up)
+            wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
         children = descendants(up.pid)
         vectord = next(pid for pid in children if ports["vectord"] in _listening_ports(pid))
         os.kill(vectord, signal.SIGKILL)
@@ -113,8 +126,52 @@ def test_up_stops_everything_when_one_service_dies(stack_file: Path) -> None:
         if up.poll() is None:
             up.kill()
     assert up.returncode == 1
-    assert err.rstrip().endswith("lakehouse: error: vectord exited unexpectedly with status -9; stopped the others")
+    assert err.rstrip().endswith("lakehouse: error: vectord killed by SIGKILL; stopped the others")
     assert not [pid for pid in children if alive(pid)]
+    assert all(port_free(port) for port in ports.values())
+
+
+def service_pid(up: subprocess.Popen[str], name: str) -> int | None:
+    for pid in descendants(up.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and name.encode() in argv and alive(pid):
+            return pid
+    return None
+
+
+def test_up_restarts_a_crashed_service_and_gives_up_after_five_crashes(stack_file: Path) -> None:
+    ports = binds(stack_file)
+    up = start_up(stack_file)
+    chatd_health = f"http://127.0.0.1:{ports['chatd']}/health"
+    try:
+        for port in ports.values():
+            wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
+        killed: list[int] = []
+        for crash in range(5):
+            deadline = time.monotonic() + STARTUP_WAIT_SECS
+            while (pid := service_pid(up, "chatd")) is None or pid in killed:
+                assert up.poll() is None, "up stopped before giving up"
+                assert time.monotonic() < deadline, "chatd was not restarted"
+                time.sleep(0.02)
+            if crash == 1:
+                # The first restart is a working chatd again, on the same port.
+                assert wait_for_http(chatd_health, up, timeout_secs=STARTUP_WAIT_SECS).status_code == 200
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        _, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert up.returncode == 1
+    assert "lakehouse up: chatd killed by SIGKILL; restarting in 0.5s (1 crashes within the last minute)" in err
+    assert "lakehouse up: chatd killed by SIGKILL; restarting in 4s (4 crashes within the last minute)" in err
+    assert err.count("lakehouse up: restarted chatd (pid ") == 4
+    assert err.rstrip().endswith(
+        "lakehouse: error: chatd killed by SIGKILL; it crashed 5 times within 60s, giving up; stopped the others"
+    )
     assert all(port_free(port) for port in ports.values())
 
 
@@ -140,3 +197,83 @@ def test_up_refuses_a_gated_bind_before_starting_anything(stack_file: Path) -> N
     assert up.returncode == 1
     assert "lakehouse: error: chatd: refusing non-loopback bind 0.0.0.0:" in err
     assert "starting" not in out
+
+
+def test_up_is_not_ready_until_the_gateways_v1_health_is_ok(stack_file: Path) -> None:
+    # The gateway's chat family points at a port nothing listens on: every process is healthy, the stack is not.
+    text = stack_file.read_text()
+    broken = re.sub(r'chatd_url = "[^"]*"', 'chatd_url = "http://127.0.0.1:9"', text)
+    stack_file.write_text(broken)
+    up = start_up(stack_file, "--ready-timeout", "40")
+    out, err = up.communicate(timeout=60)
+    assert up.returncode == 1
+    assert "all 11 services ready" not in out
+    assert "lakehouse: error: the gateway's /v1/health is not ok after 40s: 503" in err
+    assert "503 down: chatd (unreachable: ConnectError at http://127.0.0.1:9)" in err
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain(raw: bytes) -> str:
+    return ANSI.sub("", raw.decode(errors="replace"))
+
+
+def read_until(fd: int, marker: str, deadline: float, count: int = 1) -> bytes:
+    seen = b""
+    while plain(seen).count(marker) < count:
+        assert time.monotonic() < deadline, f"no {marker!r} in:\n{seen.decode(errors='replace')}"
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the pty closes when the process exits
+                break
+            seen += chunk
+    return seen
+
+
+def test_up_on_a_terminal_with_an_allow_list_and_a_token(stack_file: Path) -> None:
+    """Prefixed, readable lines and one summary; and with auth.allowed_ips set, the stack works end to end:
+    services on loopback accept the gateway's (loopback) requests, the allow-list still guards the rest."""
+    stack_file.write_text(stack_file.read_text() + '\n[auth]\ntoken = "t0ken"\nallowed_ips = ["192.0.2.0/24"]\n')
+    ports = binds(stack_file)
+    primary, secondary = pty.openpty()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "up", "--config", str(stack_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    try:
+        deadline = time.monotonic() + STARTUP_WAIT_SECS
+        startup = read_until(primary, "Ctrl-C stops the stack.", deadline)
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        bearer = {"Authorization": "Bearer t0ken"}
+        health = httpx.get(gateway + "/v1/health", headers=bearer)
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
+        response = httpx.get(gateway + "/v1/sql/x", headers=bearer)
+        assert (response.status_code, response.json()["error"]["code"]) == (501, "not_implemented")
+        after = read_until(primary, "path=/v1/sql/x", time.monotonic() + 30, count=2)  # queryd's and the gateway's
+    finally:
+        up.send_signal(signal.SIGINT)
+        tail = read_until(primary, "lakehouse up: stopped", time.monotonic() + 60)
+        up.wait(timeout=60)
+        os.close(primary)
+    raw = (startup + after + tail).decode(errors="replace").replace("\r\n", "\n")
+    text = ANSI.sub("", raw)
+    assert up.returncode == 0
+    assert "lakehouse up: all 11 services ready" in text
+    assert re.search(r"SERVICE +URL +STATE +PID", text)
+    for name, port in ports.items():
+        assert re.search(rf"  {name} +http://127\.0\.0\.1:{port} +ready +\d+", text), name
+    # Start-up chatter and the supervisor's probes stay out of the way.
+    for quiet in ("Started server process", "Uvicorn running on", "Application startup complete", "path=/health"):
+        assert quiet not in text
+    assert "path=/v1/health " not in text
+    # Every child line is prefixed with its padded, coloured name.
+    assert re.search(r"\x1b\[\d+mgateway   \|\x1b\[0m ", raw)
+    assert re.search(r"^gateway   \| .*request .*path=/v1/sql/x", text, re.MULTILINE)
+    assert re.search(r"^queryd    \| .*request .*path=/v1/sql/x", text, re.MULTILINE)
+    assert "t0ken" not in text

@@ -1,0 +1,69 @@
+"""`lakehouse config check --for NAME`: what one service needs on this box, and what to fix when it is missing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from shared.config import LakehouseConfig
+from shared.runner import GateRefused, check_gates
+from shared.systemd import PROVIDERS, WRITABLE
+
+# URL keys where "" is a documented choice (run without it), not a gap.
+OPTIONAL_URLS = frozenset({("vectord", "storaged_url"), ("chatd", "ollama_url")})
+
+
+def _gate(config: LakehouseConfig, service: str, environ: Mapping[str, str]) -> list[str]:
+    try:
+        check_gates(service, config, environ)
+    except GateRefused as exc:
+        return [str(exc)]
+    return []
+
+
+def _urls(config: LakehouseConfig, service: str) -> list[str]:
+    section = getattr(config, service)
+    return [
+        f"{service}: {service}.{key} is empty; set it to the URL of that service (LH_{service.upper()}__{key.upper()})"
+        for key in type(section).model_fields
+        if key.endswith("_url") and not getattr(section, key) and (service, key) not in OPTIONAL_URLS
+    ]
+
+
+def _directories(config: LakehouseConfig, service: str) -> list[str]:
+    section = getattr(config, service)
+    problems = []
+    for key, is_file in WRITABLE.get(service, ()):
+        value = str(getattr(section, key, "") or "")
+        if not value:
+            continue
+        directory = Path(str(PurePosixPath(value).parent) if is_file else value)
+        if not directory.is_dir():
+            problems.append(f"{service}: directory {directory} ({service}.{key}) does not exist; create it")
+        elif not os.access(directory, os.W_OK | os.X_OK):
+            problems.append(f"{service}: directory {directory} ({service}.{key}) is not writable by this user")
+    return problems
+
+
+def _key_files(config: LakehouseConfig, service: str, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    if service != "chatd":
+        return [], []
+    problems, notes = [], []
+    for provider in PROVIDERS:
+        env_name = getattr(config.chatd, f"{provider}_key_env")
+        path = Path(getattr(config.chatd, f"{provider}_key_file") or "/nonexistent")
+        if environ.get(env_name):
+            continue
+        if path.is_file() and not os.access(path, os.R_OK):
+            problems.append(f"chatd: key file {path} ({provider}) is not readable by this user; fix its owner or mode")
+        elif not path.is_file():
+            notes.append(f"chatd: {provider} will not be registered: set {env_name} or create {path}")
+    return problems, notes
+
+
+def check_service(config: LakehouseConfig, service: str, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(problems, notes): a problem stops the service from working; a note is a choice it will make."""
+    problems = _gate(config, service, environ) + _urls(config, service) + _directories(config, service)
+    key_problems, notes = _key_files(config, service, environ)
+    return problems + key_problems, notes

@@ -1,0 +1,121 @@
+"""`lakehouse systemd-units`: one systemd unit per service plus lakehouse.target, for one service per box."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from shared.config import LakehouseConfig
+from shared.topology import SERVICES
+
+TARGET = "lakehouse.target"
+PROVIDERS = ("ollama_cloud", "openrouter", "opencode", "kimi")
+
+# Where each service writes, as (config key, the key names a file rather than a directory). Keys a section does
+# not have (yet) are skipped, so a unit never names a path its service does not use.
+WRITABLE: dict[str, tuple[tuple[str, bool], ...]] = {
+    "storaged": (("root", False),),
+    "pathwayd": (("persist_path", True),),
+    "observerd": (("persist_path", True),),
+    "queryd": (("temp_dir", False),),
+    "ingestd": (("temp_dir", False),),
+}
+
+# What systemd offers a network service that reads its config and writes only its own paths.
+SANDBOX = (
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+    "SystemCallArchitectures=native",
+    "CapabilityBoundingSet=",
+    "UMask=0027",
+)
+
+
+def writable_paths(config: LakehouseConfig, service: str) -> list[str]:
+    section = getattr(config, service)
+    paths = []
+    for key, is_file in WRITABLE.get(service, ()):
+        value = str(getattr(section, key, "") or "")
+        if value:
+            paths.append(str(PurePosixPath(value).parent) if is_file else value)
+    return paths
+
+
+def key_files(config: LakehouseConfig, service: str) -> list[str]:
+    if service != "chatd":
+        return []
+    return [getattr(config.chatd, f"{p}_key_file") for p in PROVIDERS if getattr(config.chatd, f"{p}_key_file")]
+
+
+def service_unit(config: LakehouseConfig, service: str, *, executable: str, config_path: str, user: str) -> str:
+    lines = [
+        "[Unit]",
+        f"Description=lakehouse {service}",
+        "Documentation=https://github.com/lakehouse/lakehouse/blob/main/docs/deploy.md",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        f"PartOf={TARGET}",
+        "",
+        "[Service]",
+        "Type=exec",
+        f"User={user}",
+        f"Group={user}",
+        f"Environment=LH_CONFIG={config_path}",
+        # Secrets (LH_AUTH__TOKEN, LH_S3__SECRET_ACCESS_KEY, ...) belong in an env file only root can read.
+        "EnvironmentFile=-/etc/lakehouse/lakehouse.env",
+        *(f"EnvironmentFile=-{path}" for path in key_files(config, service)),
+        f"ExecStart={executable} serve {service} --log-format json",
+        "Restart=on-failure",
+        "RestartSec=2",
+        "TimeoutStopSec=15",
+        "LimitNOFILE=65536",
+        *SANDBOX,
+        *(f"ReadWritePaths={path}" for path in writable_paths(config, service)),
+        "",
+        "[Install]",
+        f"WantedBy={TARGET}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def target_unit() -> str:
+    wants = " ".join(f"lakehouse-{name}.service" for name in SERVICES)
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=the lakehouse stack (every lakehouse-*.service enabled on this box)",
+            f"Wants={wants}",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
+
+
+def write_units(config: LakehouseConfig, out: Path, *, executable: str, config_path: str, user: str) -> list[Path]:
+    """Write lakehouse-<name>.service for every service and lakehouse.target into `out`; return the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SERVICES:
+        path = out / f"lakehouse-{name}.service"
+        path.write_text(service_unit(config, name, executable=executable, config_path=config_path, user=user))
+        written.append(path)
+    target = out / TARGET
+    target.write_text(target_unit())
+    written.append(target)
+    return written
