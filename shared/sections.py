@@ -131,7 +131,12 @@ class ChatdConfig(Section):
     openrouter_key_file: str = Field("/etc/lakehouse/openrouter.env", description=".env fallback file")
     opencode_key_file: str = Field("/etc/lakehouse/opencode.env", description=".env fallback file")
     kimi_key_file: str = Field("/etc/lakehouse/kimi.env", description=".env fallback file")
-    timeout_secs: int = Field(180, ge=0, description="per-call upstream timeout; 0 = 180")
+    timeout_secs: int = Field(180, ge=0, description="budget for one request, shared by its fallback chain; 0 = 180")
+    max_request_bytes: int = Field(8 << 20, gt=0, description="largest accepted JSON request body, in bytes")
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="model or tier (as the request names it) -> models or tiers tried next, in order",
+    )
 
     @property
     def call_timeout_secs(self) -> float:
