@@ -115,7 +115,16 @@ class Provider:
                     raise self._timeout(read_timeout) from exc
                 events = splitter.feed(data) if data is not None else splitter.tail()
                 # One batch per upstream read: a burst of tokens becomes one write to the client, not one each.
-                batch = [delta for event in events if (delta := self._delta(event)) is not None]
+                batch: list[Delta] = []
+                try:
+                    for event in events:
+                        delta = self._delta(event)
+                        if delta is not None:
+                            batch.append(delta)
+                except ProviderError:
+                    if batch:
+                        yield batch  # what arrived before the failure still reaches the client
+                    raise
                 if batch:
                     yield batch
                 if data is None or splitter.done or (batch and batch[-1].done):
