@@ -132,6 +132,9 @@ class ChatdConfig(Section):
     opencode_key_file: str = Field("/etc/lakehouse/opencode.env", description=".env fallback file")
     kimi_key_file: str = Field("/etc/lakehouse/kimi.env", description=".env fallback file")
     timeout_secs: int = Field(180, ge=0, description="budget for one request, shared by its fallback chain; 0 = 180")
+    attempt_timeout_secs: float = Field(
+        0.0, ge=0, description="most one candidate of a fallback chain may take; 0 = whatever budget is left"
+    )
     max_request_bytes: int = Field(8 << 20, gt=0, description="largest accepted JSON request body, in bytes")
     fallbacks: dict[str, list[str]] = Field(
         default_factory=dict,

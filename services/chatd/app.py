@@ -182,7 +182,11 @@ def create_app(config: LakehouseConfig) -> Starlette:
         registry = build_registry(config.chatd, os.environ)
         app.state.registry = registry
         app.state.dispatcher = Dispatcher(
-            registry, config.models, config.chatd.fallbacks, config.chatd.call_timeout_secs
+            registry,
+            config.models,
+            config.chatd.fallbacks,
+            config.chatd.call_timeout_secs,
+            config.chatd.attempt_timeout_secs,
         )
         try:
             yield

@@ -43,8 +43,10 @@ class Dispatcher:
         models: ModelsConfig,
         fallbacks: Mapping[str, Sequence[str]],
         budget_secs: float,
+        attempt_secs: float = 0.0,
     ) -> None:
         self.registry = registry
+        self.attempt_secs = attempt_secs
         self.models = models
         self.fallbacks = {name: list(chain) for name, chain in fallbacks.items()}
         self.budget_secs = budget_secs
@@ -111,7 +113,7 @@ class Dispatcher:
             if remaining <= 0:
                 break
             try:
-                result = await call(target, remaining)
+                result = await call(target, min(remaining, self.attempt_secs or remaining))
             except ProviderError as exc:
                 last = exc
                 attempts.append(Attempt(candidate, exc.code, target.routed))
