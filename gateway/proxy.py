@@ -11,6 +11,7 @@ import structlog
 
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import send_error
+from shared.topology import FAMILY_PREFIX
 from shared.types import ASGIApp, Message, Receive, Scope, Send
 from shared.upstream import (
     Headers,
@@ -20,14 +21,13 @@ from shared.upstream import (
     chunked,
 )
 
-FAMILY_PREFIX = "/v1/"
 # How long a request may wait on its upstream before a task starts watching for the client to go away.
 LAZY_WATCH_SECS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    name: str  # "chat" for /v1/chat
+    name: str  # "chat" for /v1/chat, "models" for the exact path /v1/models
     service: str
     pool: UpstreamPool
     header_timeout_secs: float
@@ -38,13 +38,13 @@ class ClientDisconnected(Exception):
 
 
 def has_dot_dot_segment(raw_path: bytes) -> bool:
-    """True for a `..` segment, raw or percent-encoded (also one hidden behind an encoded slash)."""
-    if b".." in raw_path and b".." in raw_path.split(b"/"):
-        return True
-    if b"%" not in raw_path:
+    """True for a `..` segment as any upstream might see it: raw or percent-encoded (also behind an encoded
+    slash), with a backslash taken as a separator (as Windows and some frameworks do), with `;` parameters
+    (`..;x`, as servlet containers strip them)."""
+    path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    if b".." not in path:
         return False
-    decoded = unquote_to_bytes(raw_path)
-    return b".." in decoded.replace(b"\\", b"/").split(b"/")
+    return any(segment.partition(b";")[0] == b".." for segment in path.replace(b"\\", b"/").split(b"/"))
 
 
 async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
@@ -59,12 +59,17 @@ async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
 
 
 class FamilyProxy:
-    """Forwards /v1/<family>/... to the family's upstream; every other path goes on to `app`."""
+    """Forwards /v1/<family>/... and each exact path to its upstream; every other path goes on to `app`.
 
-    def __init__(self, app: ASGIApp, *, families: Mapping[str, Family]) -> None:
+    `families` is keyed by the segment after /v1/ ("chat"), `exact` by the whole path ("/v1/models"): one dict
+    lookup each, so the hot path never scans a list of routes.
+    """
+
+    def __init__(self, app: ASGIApp, *, families: Mapping[str, Family], exact: Mapping[str, Family]) -> None:
         self.app = app
         self.families = dict(families)
-        self.known = ", ".join(FAMILY_PREFIX + name for name in self.families)
+        self.exact = dict(exact)
+        self.known = ", ".join([*(FAMILY_PREFIX + name for name in self.families), *self.exact])
         self.log = structlog.get_logger("gateway")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,14 +77,16 @@ class FamilyProxy:
         if not path.startswith(FAMILY_PREFIX):
             await self.app(scope, receive, send)
             return
-        name = path[len(FAMILY_PREFIX) :].partition("/")[0]
-        family = self.families.get(name)
+        family = self.exact.get(path)
         if family is None:
-            if name == "health":
-                await self.app(scope, receive, send)
-            else:
-                await send_error(send, "not_found", f"no gateway family for {path}; known: {self.known}")
-            return
+            name = path[len(FAMILY_PREFIX) :].partition("/")[0]
+            family = self.families.get(name)
+            if family is None:
+                if name == "health":
+                    await self.app(scope, receive, send)
+                else:
+                    await send_error(send, "not_found", f"no gateway family for {path}; known: {self.known}")
+                return
         raw_path: bytes = scope.get("raw_path") or path.encode()
         if has_dot_dot_segment(raw_path):
             await send_error(send, "invalid_request", "path contains a '..' segment")

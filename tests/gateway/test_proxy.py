@@ -61,6 +61,25 @@ async def test_bare_family_prefix_is_forwarded(stack: Stack) -> None:
     assert response.json()["raw_path"] == "/v1/chat"
 
 
+@pytest.mark.parametrize(("path", "service"), [("/v1/models", "chatd"), ("/v1/embeddings", "embedd")])
+async def test_exact_openai_paths_reach_their_service(stack: Stack, path: str, service: str) -> None:
+    async with client(stack) as c:
+        response = await c.post(path + "?limit=2", content=b"{}")
+    seen = response.json()
+    assert response.status_code == 200
+    assert (seen["upstream"], seen["raw_path"], seen["query"]) == (service, path, "limit=2")
+
+
+@pytest.mark.parametrize("path", ["/v1/modelsX", "/v1/models/x", "/v1/embeddings/", "/v1/embeddingsX/y"])
+async def test_exact_paths_match_only_exactly(stack: Stack, path: str) -> None:
+    async with client(stack) as c:
+        response = await c.get(path)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert error["message"].endswith(", /v1/embeddings, /v1/models")
+
+
 async def test_forwarding_headers(stack: Stack) -> None:
     async with client(stack) as c:
         response = await c.get(
@@ -233,6 +252,13 @@ async def test_unknown_family_is_404(stack: Stack) -> None:
         b"/v1/storage/a/%2E%2E",
         b"/v1/storage/a%2F..%2Fb",
         b"/v1/storage/..",
+        b"/v1/storage/..\\admin",
+        b"/v1/storage/a\\..\\admin",
+        b"/v1/storage/a%5C..%5Cadmin",
+        b"/v1/storage/..%5Cadmin",
+        b"/v1/storage/%2e%2e;/admin",
+        b"/v1/storage/..;x=1/admin",
+        b"/v1/storage/a/..;",
     ],
 )
 async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
@@ -244,8 +270,15 @@ async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
 
 async def test_dots_inside_names_are_fine(stack: Stack) -> None:
     async with client(stack) as c:
-        response = await c.get("/v1/storage/a..b/..c/.hidden")
-    assert response.json()["raw_path"] == "/v1/storage/a..b/..c/.hidden"
+        response = await c.get("/v1/storage/a..b/..c/.hidden/x;..")
+    assert response.json()["raw_path"] == "/v1/storage/a..b/..c/.hidden/x;.."
+
+
+@pytest.mark.parametrize("hosts", [b"", b"Host: gw\r\nHost: evil\r\n"], ids=["none", "two"])
+async def test_http11_without_one_host_is_400_and_not_forwarded(stack: Stack, hosts: bytes) -> None:
+    raw = await raw_request(stack, b"GET /v1/storage/x HTTP/1.1\r\n" + hosts)
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert b"exactly one Host header" in raw
 
 
 async def test_upstream_refused_is_502() -> None:

@@ -91,3 +91,13 @@ async def test_response_body_arrives_in_pieces_as_sent() -> None:
         response.release()
         await pool.aclose()
     assert pieces == [b"piece 0\n", b"piece 1\n", b"piece 2\n"]
+
+
+async def test_pool_as_context_manager_closes_its_connections() -> None:
+    app = Starlette(routes=[Route("/v1/hello", hello)])
+    async with run_server(app) as url:
+        async with UpstreamPool(url) as pool:
+            assert await read_all(pool, b"/v1/hello") == (200, b"hello over http")
+            assert await read_all(pool, b"/v1/hello") == (200, b"hello over http")
+            assert pool.open == 1  # the second request reused the first one's connection
+        assert pool.open == 0
