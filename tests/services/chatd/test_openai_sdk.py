@@ -134,7 +134,7 @@ async def test_models_list_answers_without_ollama(monkeypatch: pytest.MonkeyPatc
 
 
 async def test_json_mode_and_json_schema(sdk: SdkStack) -> None:
-    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    schema: dict[str, Any] = {"type": "object", "properties": {"answer": {"type": "string"}}}
     await sdk.client.chat.completions.create(
         model="qwen3.5:latest", messages=HI, response_format={"type": "json_object"}
     )
