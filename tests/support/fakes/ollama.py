@@ -81,6 +81,8 @@ def create_app(fake: FakeUpstream) -> Starlette:
             Route("/api/generate", generate, methods=["POST"]),
             Route("/api/tags", tags, methods=["GET"]),
             Route("/_fake/requests", fake.requests_endpoint, methods=["GET"]),
+            Route("/_fake/stats", fake.stats_endpoint, methods=["GET"]),
+            Route("/_fake/settings", fake.settings_endpoint, methods=["POST"]),
         ]
     )
     app.state.fake = fake

@@ -78,6 +78,8 @@ def create_app(fake: FakeUpstream, *, key: str = "") -> Starlette:
         routes=[
             Route("/chat/completions", completions, methods=["POST"]),
             Route("/_fake/requests", fake.requests_endpoint, methods=["GET"]),
+            Route("/_fake/stats", fake.stats_endpoint, methods=["GET"]),
+            Route("/_fake/settings", fake.settings_endpoint, methods=["POST"]),
         ]
     )
     app.state.fake = fake

@@ -84,6 +84,15 @@ class FakeUpstream:
     async def requests_endpoint(self, request: Request) -> JSONResponse:
         return JSONResponse([vars(r) for r in self.received])
 
+    async def settings_endpoint(self, request: Request) -> JSONResponse:
+        """POST {"chunk_delay_secs": x}: slow the streams of a fake running in another process (benchmarks)."""
+        self.chunk_delay_secs = float((await request.json())["chunk_delay_secs"])
+        return JSONResponse({"chunk_delay_secs": self.chunk_delay_secs})
+
+    async def stats_endpoint(self, request: Request) -> JSONResponse:
+        counters = ("disconnected", "streams_open", "streams_aborted")
+        return JSONResponse({name: getattr(self, name) for name in counters})
+
 
 def echo_words(text: str, limit: int | None) -> tuple[list[str], bool]:
     """The fake's answer to `text` as words, cut to `limit` words; and whether it was cut."""
