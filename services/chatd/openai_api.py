@@ -41,7 +41,6 @@ class OpenAIMessage(Strict):
     # "developer" is what newer OpenAI models call the system role.
     role: Literal["system", "developer", "user", "assistant"]
     content: StrictStr | Annotated[list[TextPart], Field(min_length=1)]
-    name: StrictStr | None = None
 
 
 class StreamOptions(Strict):

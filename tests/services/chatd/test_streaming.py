@@ -203,3 +203,17 @@ async def test_stream_goes_quiet_then_the_idle_timeout_is_a_mid_stream_error(oll
     lines = ndjson_lines(response.text)
     assert lines[0] == {"delta": "echo:"}
     assert lines[-1]["error"]["code"] == "upstream_timeout"
+
+
+async def test_openai_stream_passes_thinking_as_reasoning_content(ollama_upstream: Upstream) -> None:
+    request = {"model": "qwen3.5:latest", "messages": HI, "stream": True, "think": True}
+    async with chatd(ollama_url=ollama_upstream.url) as client:
+        chunks = sse_events((await client.post("/v1/chat/completions", json=request)).text)[:-1]
+    assert chunks[0]["choices"][0]["delta"] == {
+        "role": "assistant",
+        "content": "",
+        "reasoning_content": "the user wants an echo",
+    }
+    async with chatd(ollama_url=ollama_upstream.url) as client:
+        whole = (await client.post("/v1/chat/completions", json={**request, "stream": False})).json()
+    assert whole["choices"][0]["message"]["reasoning_content"] == "the user wants an echo"
