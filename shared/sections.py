@@ -110,7 +110,7 @@ class ChatdConfig(ServiceSection):
         0.0, ge=0, description="most one candidate of a fallback chain may take; 0 = whatever budget is left"
     )
     max_request_bytes: int = Field(8 << 20, gt=0, description="largest accepted JSON request body, in bytes")
-    fallbacks: dict[str, list[str]] = Field(
+    fallbacks: dict[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] = Field(
         default_factory=dict,
         description="model or tier (as the request names it) -> models or tiers tried next, in order",
     )
