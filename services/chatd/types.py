@@ -63,9 +63,12 @@ class Completion:
     reasoning: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delta:
-    """One event of an upstream stream: text and thinking that arrived, and on the last one the totals."""
+    """One event of an upstream stream: text and thinking that arrived, and on the last one the totals.
+
+    Not frozen: one is made per streamed token, and a frozen dataclass pays for object.__setattr__ on every field.
+    """
 
     content: str = ""
     reasoning: str = ""
