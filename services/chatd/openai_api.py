@@ -98,7 +98,7 @@ class CompletionsRequest(Strict):
             fmt = "json"
         elif isinstance(self.response_format, JsonSchemaFormat):
             fmt = self.response_format.json_schema.json_schema or "json"
-        return ChatRequest.model_construct(
+        chat = ChatRequest.model_construct(
             model=self.model,
             messages=[Message.model_construct(role=_role(m.role), content=_text(m.content)) for m in self.messages],
             format=fmt,
@@ -111,6 +111,9 @@ class CompletionsRequest(Strict):
             stream=self.stream,
             fallbacks=self.fallbacks,
         )
+        if isinstance(self.response_format, JsonSchemaFormat):
+            chat._json_schema = self.response_format.json_schema.model_dump(by_alias=True, exclude_none=True)
+        return chat
 
     @property
     def include_usage(self) -> bool:

@@ -20,10 +20,11 @@ def _reasoning(message: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def response_format(fmt: Any) -> dict[str, Any]:
-    if fmt == "json":
+def response_format(request: ChatRequest) -> dict[str, Any]:
+    if request.format == "json":
         return {"type": "json_object"}
-    return {"type": "json_schema", "json_schema": {"name": "response", "schema": fmt}}
+    spec = request.json_schema or {"name": "response", "schema": request.format}
+    return {"type": "json_schema", "json_schema": spec}
 
 
 class OpenAIChat:
@@ -39,7 +40,7 @@ class OpenAIChat:
             if value is not None:
                 payload[field] = value
         if request.format is not None:
-            payload["response_format"] = response_format(request.format)
+            payload["response_format"] = response_format(request)
         if stream:
             # Usage in the stream is opt-in on OpenAI-compatible APIs; the client's include_usage needs real counts.
             payload["stream"] = True

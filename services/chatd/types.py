@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, StrictStr
 
 from services.chatd.numbers import check_json_numbers
 from shared.errors import ErrorCode, LakehouseError
@@ -50,6 +50,13 @@ class ChatRequest(BaseModel):
     think: StrictBool = False
     stream: StrictBool = False
     fallbacks: Fallbacks | None = None
+    # OpenAI's whole json_schema object (name, strict, ...) when the request came that way; OpenAI-compatible
+    # providers get it as sent, the others its schema (which is `format`).
+    _json_schema: dict[str, Any] | None = PrivateAttr(None)
+
+    @property
+    def json_schema(self) -> dict[str, Any] | None:
+        return self._json_schema
 
 
 @dataclass(frozen=True, slots=True)

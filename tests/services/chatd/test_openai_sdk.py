@@ -146,8 +146,16 @@ async def test_json_mode_and_json_schema(sdk: SdkStack) -> None:
     await sdk.client.chat.completions.create(
         model="openrouter/anthropic/claude-opus-4-7", messages=HI, response_format={"type": "json_object"}
     )
+    await sdk.client.chat.completions.create(
+        model="kimi/kimi-k2.6",
+        messages=HI,
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}},
+    )
     assert [r.body["format"] for r in sdk.ollama.received] == ["json", schema]
-    assert sdk.openai.received[0].body["response_format"] == {"type": "json_object"}
+    assert [r.body["response_format"] for r in sdk.openai.received] == [
+        {"type": "json_object"},
+        {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}},
+    ]
 
 
 async def test_options_reach_the_provider(sdk: SdkStack) -> None:
