@@ -56,7 +56,7 @@ def build_routes(config: LakehouseConfig) -> Routes:
         if service.name not in urls:
             continue
         # One pool per service: its prefix family and its exact paths share the upstream's connections.
-        pool = UpstreamPool(urls[service.name])
+        pool = UpstreamPool(urls[service.name], max_connections=config.gateway.upstream_max_connections)
         name = service.timeout_key
         timeout = family_timeout(config, name)
         routes.families[name] = Family(name, service.name, pool, timeout)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -23,6 +23,9 @@ from shared.upstream import (
 
 # How long a request may wait on its upstream before a task starts watching for the client to go away.
 LAZY_WATCH_SECS = 0.05
+# A streamed request body up to this size is read whole first, so that it can be sent again on a fresh
+# connection when a pooled one turns out stale; a bigger one streams and is never replayed.
+REPLAY_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ def has_dot_dot_segment(raw_path: bytes) -> bool:
     return any(segment.partition(b";")[0] == b".." for segment in path.replace(b"\\", b"/").split(b"/"))
 
 
-async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
+async def _request_body(first: bytes, receive: Receive, on_end: Callable[[], None]) -> AsyncIterator[bytes]:
     yield first
     while True:
         message = await receive()
@@ -55,7 +58,27 @@ async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
             raise ClientDisconnected
         yield message.get("body", b"")
         if not message.get("more_body", False):
+            on_end()
             return
+
+
+async def _whole_body(first: bytes, receive: Receive) -> bytes | None:
+    """The rest of a small body, joined to its first part; None if the client went away meanwhile."""
+    parts = [first]
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _content_length(headers: Headers) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)  # the server's parser has already checked it is a number
+    return None
 
 
 class FamilyProxy:
@@ -104,13 +127,20 @@ class FamilyProxy:
         first_chunk: bytes = first.get("body", b"")
         body: bytes | AsyncIterator[bytes] = first_chunk
         stream_body: bool = first.get("more_body", False)
-        has_length = any(name == b"content-length" for name, _ in headers)
+        length = _content_length(headers)
+        if stream_body and length is not None and length <= REPLAY_MAX_BYTES:
+            whole = await _whole_body(first_chunk, receive)
+            if whole is None:
+                return
+            body, stream_body = whole, False
         # A body of unknown length (it came chunked) goes upstream chunked; one with a length keeps its length.
-        rechunk = stream_body and not has_length
+        rechunk = stream_body and length is None
+        watch = DisconnectWatch(receive)
         if stream_body:
-            raw = _request_body(first_chunk, receive)
+            # Once the body is all sent, the client going away must cancel the wait for the upstream's answer.
+            raw = _request_body(first_chunk, receive, watch.start)
             body = chunked(raw) if rechunk else raw
-        elif first_chunk and not has_length:
+        elif first_chunk and length is None:
             headers = [*headers, (b"content-length", str(len(first_chunk)).encode())]
         upstream_headers = upstream_request_headers(
             headers,
@@ -119,7 +149,6 @@ class FamilyProxy:
             scheme=scope.get("scheme", "http"),
             chunked=rechunk,
         )
-        watch = DisconnectWatch(receive)
         if not stream_body:
             # Most upstreams answer within milliseconds; only a slow one is worth a watcher task.
             watch.start_later(LAZY_WATCH_SECS)

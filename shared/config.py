@@ -1,4 +1,5 @@
-"""The lakehouse configuration: one root model over fifteen sections, loaded from arguments, environment and TOML.
+"""The lakehouse configuration: a section per service in the registry (shared/topology.py), then s3, models, log and
+auth; loaded from arguments, environment and TOML.
 
 Priority, highest first: explicit arguments, `LH_<SECTION>__<KEY>` environment variables, the TOML file, the
 defaults. Nested values deep-merge, so an environment override of one key keeps the file's other keys in that section.
@@ -57,6 +58,8 @@ class ConfigRoot(BaseSettings):
         models: ModelsConfig = Field(default_factory=ModelsConfig)
         log: LogConfig = Field(default_factory=LogConfig)
         auth: AuthConfig = Field(default_factory=AuthConfig)
+
+        def __init__(self, **sections: Any) -> None: ...
 
         def __getattr__(self, name: str) -> Any: ...
 

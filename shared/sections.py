@@ -46,6 +46,9 @@ class GatewayConfig(ServiceSection):
     """The gateway's own keys; each upstream's `<name>_url` and `[gateway.timeouts]` come from the registry."""
 
     workers: int = Field(0, ge=0, le=256, description="gateway processes sharing the port; 0 = one per CPU core")
+    upstream_max_connections: int = Field(
+        256, ge=1, le=65536, description="open connections to each upstream per gateway process; more requests queue"
+    )
 
 
 class ServiceConfig(ServiceSection):

@@ -24,8 +24,9 @@ async def test_stub_is_honest(name: str) -> None:
         bare = await client.get(family)
         deep = await client.post(family + "/some/thing?x=1", content=b"{}")
         outside = await client.get("/v1/other")
+        exact = [await client.post(path, content=b"{}") for path in SERVICES[name].exact_paths]
     assert health.json() == {"status": "ok", "service": name}
-    for response in (bare, deep):
+    for response in (bare, deep, *exact):
         assert response.status_code == 501
         assert response.json() == {"error": {"code": "not_implemented", "message": f"{name} is not implemented yet"}}
     assert outside.status_code == 404

@@ -1,11 +1,4 @@
-"""A small pooled HTTP/1.1 client on asyncio and httptools: the hot path to upstreams (gateway, chatd).
-
-httpx stays for everything else; here every microsecond per request counts, and bytes must pass untouched
-(no decompression, no injected headers, no cookie jar). One `UpstreamPool` per upstream URL.
-
-Two lifetimes, split as uvicorn splits `HttpToolsProtocol` from `RequestResponseCycle`: a `_Connection` is the
-socket, the parser and keep-alive, living across requests; an `_Exchange` is one request/response cycle on it.
-"""
+"""Connections to one upstream: a cap with a queue, keep-alive reuse, one retry for a stale reused connection."""
 
 from __future__ import annotations
 
@@ -16,17 +9,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Self, cast
+from typing import Self
 from urllib.parse import urlsplit
 
-import httptools
+from shared.upstream.connection import Connection, Exchange, Headers
+from shared.upstream.errors import UpstreamBroken, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
-from shared.errors import ErrorCode
-
-Headers = list[tuple[bytes, bytes]]
-
-# Past this many buffered body bytes the upstream socket stops being read until the client catches up.
-READ_HIGH_WATER = 256 * 1024
 DEFAULT_CONNECT_TIMEOUT_SECS = 5.0
 DEFAULT_MAX_IDLE = 128
 # Open connections per upstream (per process); requests beyond it queue for one, as httpx's Limits.
@@ -36,244 +24,10 @@ DEFAULT_MAX_CONNECTIONS = 256
 IDLE_TTL_SECS = 4.0
 
 
-class UpstreamError(Exception):
-    """The upstream could not give a (complete) response; `code` is the stack's error code for it."""
-
-    code: ErrorCode = "upstream_error"
-
-
-class UpstreamUnavailable(UpstreamError):
-    """No connection could be made."""
-
-    code: ErrorCode = "upstream_unavailable"
-
-
-class UpstreamTimeout(UpstreamError):
-    """No response headers within the deadline."""
-
-    code: ErrorCode = "upstream_timeout"
-
-
-class UpstreamBroken(UpstreamError):
-    """The connection failed or the upstream broke the protocol after the request was sent."""
-
-    code: ErrorCode = "upstream_error"
-
-
-class _Exchange:
-    """One request/response cycle: what has arrived of the response, and who waits for more."""
-
-    __slots__ = (
-        "body_unsent",
-        "buffered",
-        "chunks",
-        "complete",
-        "conn",
-        "error",
-        "head_request",
-        "headers",
-        "headers_ready",
-        "keep_alive",
-        "reading_paused",
-        "status",
-        "waiter",
-    )
-
-    def __init__(self, conn: _Connection, *, head_request: bool) -> None:
-        self.conn = conn
-        self.head_request = head_request
-        self.body_unsent = False
-        self.status = 0
-        self.headers: Headers = []
-        self.headers_ready: asyncio.Future[None] = conn.loop.create_future()
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.complete = False
-        self.keep_alive = False
-        self.error: UpstreamError | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.reading_paused = False
-
-    def on_headers_complete(self, status: int, keep_alive: bool) -> None:
-        self.status = status
-        self.keep_alive = keep_alive and not _says_close(self.headers)
-        if self.head_request:
-            # A HEAD response has no body whatever its Content-Length says; the parser cannot be told so,
-            # so this connection is not reused.
-            self.complete = True
-            self.keep_alive = False
-        if not self.headers_ready.done():
-            self.headers_ready.set_result(None)
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-        self.buffered += len(body)
-        if self.buffered > READ_HIGH_WATER and not self.reading_paused:
-            self.reading_paused = True
-            self.conn.pause_reading()
-        self.wake()
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        self.wake()
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def fail(self, error: UpstreamError) -> None:
-        if self.error is None:
-            self.error = error
-        if not self.headers_ready.done():
-            self.headers_ready.set_exception(error)
-            self.headers_ready.exception()  # retrieved here so an abandoned future logs nothing
-        self.wake()
-
-    def header_timeout(self, seconds: float) -> None:
-        if not self.headers_ready.done():
-            self.headers_ready.set_exception(UpstreamTimeout(f"no response headers within {seconds:g}s"))
-
-    async def read(self) -> bytes | None:
-        """The body bytes that have arrived (waiting for some), or None once the response is complete."""
-        while True:
-            if self.chunks:
-                data = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
-                self.chunks.clear()
-                self.buffered = 0
-                if self.reading_paused:
-                    self.reading_paused = False
-                    self.conn.resume_reading()
-                return data
-            if self.complete:
-                return None
-            if self.error is not None:
-                raise self.error
-            self.waiter = self.conn.loop.create_future()
-            await self.waiter
-
-    @property
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.chunks and not self.body_unsent
-
-
-def _says_close(headers: Headers) -> bool:
-    return any(name == b"connection" and b"close" in value.lower() for name, value in headers)
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection: the socket, the response parser, write flow control. Outlives its exchanges."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: UpstreamPool) -> None:
-        self.loop = loop
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.closed = False
-        self.counted = True  # holds one of the pool's connection slots until it closes
-        self.idle_since = 0.0
-        self.reused = False
-        self.received = 0  # response bytes of the current exchange
-        self.exchange: _Exchange | None = None
-        self._write_paused = False
-        self._drain: asyncio.Future[None] | None = None
-
-    def begin(self, *, head_request: bool) -> _Exchange:
-        self.received = 0
-        self.exchange = _Exchange(self, head_request=head_request)
-        return self.exchange
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not subclass asyncio.Transport, but they implement it.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.received += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            if self.exchange is not None:
-                self.exchange.fail(UpstreamBroken(f"malformed response from upstream: {exc}"))
-            self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed()
-        if self.exchange is not None and not self.exchange.complete:
-            self.exchange.fail(UpstreamBroken("upstream closed the connection before the response was complete"))
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_exception(UpstreamBroken("upstream closed the connection while receiving the request"))
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-
-    # httptools callbacks, handed to the exchange in flight
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.headers.append((name.lower(), value))
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        exchange = self.exchange
-        if exchange is None:
-            return
-        if 100 <= status < 200 and status != 101:
-            exchange.headers = []  # informational (100 Continue): the real response follows
-            return
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)  # an early answer: stop waiting to send more of the body
-        exchange.on_headers_complete(status, self.parser.should_keep_alive())
-
-    def on_body(self, body: bytes) -> None:
-        if self.exchange is not None:
-            self.exchange.on_body(body)
-
-    def on_message_complete(self) -> None:
-        # status 0: the end of an informational response
-        if self.exchange is not None and self.exchange.status:
-            self.exchange.on_message_complete()
-
-    # used by the pool and the exchange
-
-    def pause_reading(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None:
-            self.transport.resume_reading()
-
-    async def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
-            error = self.exchange.error if self.exchange is not None else None
-            raise error or UpstreamBroken("upstream closed the connection while receiving the request")
-        self.transport.write(data)
-        if self._write_paused:
-            self._drain = self.loop.create_future()
-            await self._drain
-
-    def close(self) -> None:
-        self._closed()
-        if self.transport is not None:
-            self.transport.close()
-
-    def _closed(self) -> None:
-        self.closed = True
-        if self.counted:
-            self.counted = False
-            self.pool._slot_freed()
-
-
 class UpstreamResponse:
     __slots__ = ("_exchange", "_pool", "_released", "headers", "status")
 
-    def __init__(self, pool: UpstreamPool, exchange: _Exchange) -> None:
+    def __init__(self, pool: UpstreamPool, exchange: Exchange) -> None:
         self._pool = pool
         self._exchange = exchange
         self._released = False
@@ -337,9 +91,9 @@ class UpstreamPool:
         self.max_idle = min(max_idle, max_connections)
         self.connect_timeout_secs = connect_timeout_secs
         self.open = 0  # connections holding a slot: in use, idle or being opened
-        self._idle: deque[_Connection] = deque()
+        self._idle: deque[Connection] = deque()
         # Requests queued for a slot: each gets a released connection, or None meaning "open one, the slot is yours".
-        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
 
     async def __aenter__(self) -> Self:
         return self
@@ -360,7 +114,7 @@ class UpstreamPool:
                 return
         self.open -= 1
 
-    def _take_idle(self) -> _Connection | None:
+    def _take_idle(self) -> Connection | None:
         now = time.monotonic()
         while self._idle:
             conn = self._idle.pop()
@@ -369,7 +123,7 @@ class UpstreamPool:
             conn.close()
         return None
 
-    async def _acquire(self, wait_secs: float, *, reuse: bool = True) -> _Connection | None:
+    async def _acquire(self, wait_secs: float, *, reuse: bool = True) -> Connection | None:
         """An idle connection, or None when the caller may open one (it holds a slot then); queues at the cap.
 
         `reuse=False` asks for a slot only, for a fresh connection (an idle one is closed to make room).
@@ -383,7 +137,7 @@ class UpstreamPool:
         if self.open < self.max_connections:
             self.open += 1
             return None
-        waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(wait_secs):
@@ -404,18 +158,18 @@ class UpstreamPool:
             return await self._acquire(wait_secs, reuse=False)
         return given
 
-    def _pass_on(self, given: _Connection | None) -> None:
+    def _pass_on(self, given: Connection | None) -> None:
         if given is None:
             self._slot_freed()
         else:
             self._park(given)
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout_secs):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self), self.host, self.port, ssl=self.ssl
+                    lambda: Connection(loop, self._slot_freed), self.host, self.port, ssl=self.ssl
                 )
         except BaseException as exc:
             self._slot_freed()
@@ -457,7 +211,7 @@ class UpstreamPool:
 
     async def _exchange(
         self,
-        conn: _Connection,
+        conn: Connection,
         method: bytes,
         head: bytes,
         body: bytes | AsyncIterator[bytes],
@@ -466,10 +220,10 @@ class UpstreamPool:
         exchange = conn.begin(head_request=method == b"HEAD")
         try:
             if isinstance(body, bytes):
-                await conn.write(head + body)
+                await conn.write(head + body, header_timeout_secs)
             else:
-                await conn.write(head)
-                await self._send_stream(conn, exchange, body)
+                await conn.write(head, header_timeout_secs)
+                await self._send_stream(conn, exchange, body, header_timeout_secs)
             if not exchange.headers_ready.done():
                 # A timer handle rather than asyncio.timeout: this runs once per forwarded request.
                 timer = conn.loop.call_later(header_timeout_secs, exchange.header_timeout, header_timeout_secs)
@@ -483,11 +237,11 @@ class UpstreamPool:
         return UpstreamResponse(self, exchange)
 
     @staticmethod
-    async def _send_stream(conn: _Connection, exchange: _Exchange, body: AsyncIterator[bytes]) -> None:
+    async def _send_stream(conn: Connection, exchange: Exchange, body: AsyncIterator[bytes], stall_secs: float) -> None:
         """Send a streamed body; stop early, without failing, if the upstream has already answered (a 413)."""
         try:
             async for chunk in body:
-                await conn.write(chunk)
+                await conn.write(chunk, stall_secs)
                 if exchange.headers_ready.done():
                     break
             else:
@@ -497,7 +251,7 @@ class UpstreamPool:
                 raise
         exchange.body_unsent = True  # the rest of the body was never sent: the connection cannot carry another
 
-    def release(self, exchange: _Exchange) -> None:
+    def release(self, exchange: Exchange) -> None:
         conn = exchange.conn
         conn.exchange = None
         if exchange.reusable and not conn.closed:
@@ -505,7 +259,7 @@ class UpstreamPool:
         else:
             conn.close()
 
-    def _park(self, conn: _Connection) -> None:
+    def _park(self, conn: Connection) -> None:
         """A connection ready for another request: to the first queued request, else idle (or closed)."""
         conn.reused = True
         while self._waiters:
