@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import orjson
-import structlog
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,14 +15,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.chatd.builder import build_registry
-from services.chatd.disconnect import CLIENT_CLOSED, ClientGone, StreamResponse, until_disconnect
-from services.chatd.dispatch import Attempt, Dispatcher, Target
+from services.chatd.call import Call, routed_headers
+from services.chatd.disconnect import CLIENT_CLOSED, ClientGone, StreamResponse
+from services.chatd.dispatch import Dispatcher
 from services.chatd.models import model_list
 from services.chatd.native import native_body
 from services.chatd.openai_api import CompletionsRequest, completion_body, error_payload
 from services.chatd.registry import Registry
-from services.chatd.streams import Totals, attempts_text, native_stream, openai_stream
-from services.chatd.types import ChatError, ChatRequest, Completion
+from services.chatd.streams import native_stream, openai_stream
+from services.chatd.types import ChatError, ChatRequest
 from services.chatd.validation import describe
 from shared.app import service_app
 from shared.body import is_json_content_type, read_capped
@@ -54,73 +53,6 @@ async def read_request(request: Request, model: type[ModelT]) -> ModelT:
     except ValidationError as exc:
         message, param = describe(exc)
         raise ChatError("invalid_request", message, param=param) from None
-
-
-def routed_headers(target: Target) -> dict[str, str]:
-    return {"x-lakehouse-provider": target.provider.name, "x-lakehouse-model": target.routed}
-
-
-class Call:
-    """One request's dispatch and its one log line, whichever way it ends."""
-
-    def __init__(self, request: Request, chat: ChatRequest, api: str) -> None:
-        self.request = request
-        self.chat = chat
-        self.api = api
-        self.dispatcher: Dispatcher = request.app.state.dispatcher
-        self.attempts: list[Attempt] = []
-        self.totals = Totals(time.perf_counter())
-        self.target: Target | None = None
-
-    def log(self, status: str, totals: Totals) -> None:
-        fields: dict[str, Any] = {
-            "api": self.api,
-            "stream": self.chat.stream,
-            "requested": self.chat.model,
-            "status": status,
-            "latency_ms": totals.latency_ms,
-            "prompt_tokens": totals.prompt_tokens,
-            "completion_tokens": totals.completion_tokens,
-        }
-        if self.target is not None:
-            fields.update(provider=self.target.provider.name, model=self.target.upstream_model)
-        elif self.attempts and self.attempts[-1].routed:
-            provider, _, model = self.attempts[-1].routed.partition("/")
-            fields.update(provider=provider, model=model)
-        if len(self.attempts) > 1:
-            fields["attempts"] = attempts_text(self.attempts)
-        log = structlog.get_logger("chatd")
-        (log.info if status == "ok" else log.warning)("chat", **fields)
-
-    async def complete(self) -> Completion:
-        try:
-            self.target, completion = await until_disconnect(
-                self.request.receive, self.dispatcher.complete(self.chat, self.attempts)
-            )
-        except LakehouseError as exc:
-            self.log(exc.code, self.totals)
-            raise
-        except ClientGone:
-            self.log("client_gone", self.totals)
-            raise
-        self.totals.finish_reason = completion.finish_reason
-        self.totals.prompt_tokens = completion.prompt_tokens
-        self.totals.completion_tokens = completion.completion_tokens
-        self.log("ok", self.totals)
-        return completion
-
-    async def open_stream(self) -> Any:
-        try:
-            self.target, first, rest = await until_disconnect(
-                self.request.receive, self.dispatcher.stream(self.chat, self.attempts)
-            )
-        except LakehouseError as exc:
-            self.log(exc.code, self.totals)
-            raise
-        except ClientGone:
-            self.log("client_gone", self.totals)
-            raise
-        return self.target, first, rest
 
 
 async def chat(request: Request) -> Response:
