@@ -46,7 +46,7 @@ smoke-chatd:
 bench *args:
     uv run python -m scripts.bench_gateway {{args}}
 
-# chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
+# chatd benchmark: the Ollama fake direct vs through chatd (c1, c16); 64 streams of 256 chunks direct vs gateway+chatd
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
 

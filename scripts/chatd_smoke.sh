@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# chatd acceptance: starts chatd (and the Ollama fake unless OLLAMA_URL names a real Ollama), checks six behaviours.
+# chatd acceptance: starts chatd and a gateway in front of it (and the Ollama fake unless OLLAMA_URL names a real
+# Ollama), checks the native and OpenAI APIs, whole and streamed, directly and through the gateway.
 # SMOKE_MODEL picks the bare model for a real Ollama (default qwen3.5:latest, which the fake knows).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,5 +55,37 @@ check "unknown/<m> → default provider with the name unchanged → 502" \
 
 request POST "$chatd/v1/chat" '{"messages": [{"role": "user", "content": "hi"}]}'
 check "missing model field → 400" test "$STATUS:$(json 'b["error"]["code"]')" = "400:invalid_request"
+
+gateway_port=$(free_port)
+gateway="http://127.0.0.1:$gateway_port"
+start gateway "$logs/gateway.log" env LH_CONFIG=/dev/null/none.toml LH_GATEWAY__BIND="127.0.0.1:$gateway_port" \
+    LH_GATEWAY__CHATD_URL="$chatd" LH_GATEWAY__WORKERS=1 $PY -m shared.cli serve gateway
+wait_healthy "$gateway/health" || { cat "$logs/gateway.log"; exit 1; }
+ask="\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"say ok\"}]"
+
+request POST "$gateway/v1/chat/completions" "{$ask}"
+check "gateway → /v1/chat/completions: an OpenAI chat.completion naming the routed model" \
+    test "$STATUS:$(json 'b["object"], b["model"], bool(b["choices"][0]["message"]["content"]), b["usage"]["total_tokens"] > 0')" \
+    = "200:chat.completion ollama/$model True True"
+
+request POST "$gateway/v1/chat/completions" "{$ask, \"stream\": true, \"stream_options\": {\"include_usage\": true}}"
+sse() { printf '%s' "$BODY" | grep '^data: ' | sed 's/^data: //'; }
+events=$(sse | $PY -c "
+import json, sys
+lines = sys.stdin.read().strip().split(chr(10))
+chunks = [json.loads(l) for l in lines[:-1]]
+print(lines[-1], chunks[0]['choices'][0]['delta']['role'], chunks[-1]['choices'], chunks[-1]['usage']['total_tokens'] > 0)")
+check "gateway → streamed chat.completion.chunk events: role first, usage chunk, then [DONE]" \
+    test "$STATUS:$events" = "200:[DONE] assistant [] True"
+
+request POST "$gateway/v1/chat" "{$ask, \"stream\": true}"
+last=$(printf '%s' "$BODY" | tail -n 1)
+check "gateway → native /v1/chat stream: NDJSON deltas, then the native fields with done" \
+    test "$STATUS:$(BODY=$last json 'b["done"], b["provider"], bool(b["content"])')" = "200:True ollama True"
+
+request GET "$gateway/v1/models"
+check "gateway → /v1/models: tiers and the local Ollama's models" \
+    test "$STATUS:$(json '"local_fast" in [m["id"] for m in b["data"]], any(m["id"].startswith("ollama/") for m in b["data"])')" \
+    = "200:True True"
 
 summary

@@ -40,6 +40,26 @@ request POST "$gateway/v1/chat" '{"model": "qwen3.5:latest", "messages": [{"role
 check "/v1/chat → a real answer from chatd (Ollama fake)" \
     test "$STATUS:$(json 'b["provider"], b["content"]')" = "200:ollama echo: ping"
 
+request POST "$gateway/v1/chat/completions" \
+    '{"model": "qwen3.5:latest", "messages": [{"role": "user", "content": "ping pong"}], "stream": true}'
+streamed=$(printf '%s' "$BODY" | grep '^data: ' | sed 's/^data: //' | $PY -c "
+import json, sys
+lines = sys.stdin.read().strip().split(chr(10))
+chunks = [json.loads(l) for l in lines[:-1]]
+print(lines[-1], repr(''.join(c['choices'][0]['delta'].get('content', '') for c in chunks if c['choices'])))")
+check "/v1/chat/completions streamed through the gateway: chunks that join to the answer, then [DONE]" \
+    test "$STATUS:$streamed" = "200:[DONE] 'echo: ping pong'"
+
+request POST "$gateway/v1/chat" \
+    '{"model": "qwen3.5:latest", "messages": [{"role": "user", "content": "ping"}], "stream": true}'
+last=$(printf '%s' "$BODY" | tail -n 1)
+check "/v1/chat streamed through the gateway: NDJSON deltas, then the native fields with done" \
+    test "$STATUS:$(BODY=$last json 'b["done"], b["content"]')" = "200:True echo: ping"
+
+request GET "$gateway/v1/models"
+check "/v1/models through the gateway: an OpenAI model list" \
+    test "$STATUS:$(json 'b["object"], "ollama/qwen3.5:latest" in [m["id"] for m in b["data"]]')" = "200:list True"
+
 request GET "$gateway/v1/chat/providers"
 check "/v1/chat/providers through the gateway lists ollama" \
     test "$STATUS:$(json '[p["name"] for p in b["providers"]]')" = "200:['ollama']"

@@ -121,7 +121,15 @@ class ChatdConfig(ServiceSection):
     openrouter_key_file: str = Field("/etc/lakehouse/openrouter.env", description=".env fallback file")
     opencode_key_file: str = Field("/etc/lakehouse/opencode.env", description=".env fallback file")
     kimi_key_file: str = Field("/etc/lakehouse/kimi.env", description=".env fallback file")
-    timeout_secs: int = Field(180, ge=0, description="per-call upstream timeout; 0 = 180")
+    timeout_secs: int = Field(180, ge=0, description="budget for one request, shared by its fallback chain; 0 = 180")
+    attempt_timeout_secs: float = Field(
+        0.0, ge=0, description="most one candidate of a fallback chain may take; 0 = whatever budget is left"
+    )
+    max_request_bytes: int = Field(8 << 20, gt=0, description="largest accepted JSON request body, in bytes")
+    fallbacks: dict[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] = Field(
+        default_factory=dict,
+        description="model or tier (as the request names it) -> models or tiers tried next, in order",
+    )
 
     @property
     def call_timeout_secs(self) -> float:

@@ -1,29 +1,36 @@
-"""chatd: POST /v1/chat dispatches to the provider the model string routes to."""
+"""chatd: POST /v1/chat (native) and POST /v1/chat/completions (OpenAI) dispatch to the provider a model routes to."""
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.chatd.builder import build_registry
+from services.chatd.call import Call, routed_headers
+from services.chatd.disconnect import CLIENT_CLOSED, ClientGone, StreamResponse
+from services.chatd.dispatch import Dispatcher
+from services.chatd.models import model_list
+from services.chatd.native import native_body
+from services.chatd.openai_api import CompletionsRequest, completion_body, error_payload
 from services.chatd.registry import Registry
-from services.chatd.routing import resolve
-from services.chatd.types import ChatRequest, ProviderError
+from services.chatd.streams import native_stream, openai_stream
+from services.chatd.types import ChatError, ChatRequest
+from services.chatd.validation import describe
 from shared.app import service_app
-from shared.body import describe_validation
+from shared.body import is_json_content_type, read_capped
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class OrjsonResponse(JSONResponse):
@@ -31,61 +38,97 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-async def chat(request: Request) -> JSONResponse:
-    registry: Registry = request.app.state.registry
+async def read_request(request: Request, model: type[ModelT]) -> ModelT:
+    """The body as `model`: 415 if not JSON, 413 past `[chatd] max_request_bytes` (counted while reading), 400 naming
+    the field at fault."""
+    content_type = request.headers.get("content-type", "")
+    if not is_json_content_type(content_type):
+        raise ChatError(
+            "unsupported_media_type",
+            f"expected Content-Type: application/json (or +json), got {content_type[:80] or 'none'}",
+        )
+    body = await read_capped(request, request.app.state.config.chatd.max_request_bytes)
     try:
-        chat_request = ChatRequest.model_validate_json(await request.body())
+        return model.model_validate_json(body)
     except ValidationError as exc:
-        raise LakehouseError("invalid_request", describe_validation(exc)) from None
-    route = resolve(chat_request.model)
-    provider = registry.get(route.provider, chat_request.model)
-    log = structlog.get_logger("chatd")
-    started = time.perf_counter()
+        message, param = describe(exc)
+        raise ChatError("invalid_request", message, param=param) from None
+
+
+async def chat(request: Request) -> Response:
+    chat_request = await read_request(request, ChatRequest)
+    call = Call(request, chat_request, "native")
     try:
-        completion = await provider.complete(chat_request, route.upstream_model)
-    except ProviderError as exc:
-        latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        log.warning("chat", provider=provider.name, model=route.upstream_model, status=exc.code, latency_ms=latency_ms)
-        raise
-    latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    log.info(
-        "chat",
-        provider=provider.name,
-        model=route.upstream_model,
-        status="ok",
-        latency_ms=latency_ms,
-        prompt_tokens=completion.prompt_tokens,
-        completion_tokens=completion.completion_tokens,
+        if chat_request.stream:
+            target, first, rest = await call.open_stream()
+            body = native_stream(target, first, rest, totals=call.totals, log=call.log)
+            return StreamResponse(body, media_type="application/x-ndjson", headers=routed_headers(target))
+        completion = await call.complete()
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    assert call.target is not None
+    answer = native_body(
+        call.target.provider.name,
+        call.target.upstream_model,
+        completion.content,
+        completion.finish_reason,
+        completion.prompt_tokens,
+        completion.completion_tokens,
+        call.totals.latency_ms,
     )
-    return OrjsonResponse(
-        {
-            "provider": provider.name,
-            "model": route.upstream_model,
-            "content": completion.content,
-            "finish_reason": completion.finish_reason,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "latency_ms": latency_ms,
-        }
-    )
+    return OrjsonResponse(answer, headers=routed_headers(call.target))
+
+
+async def completions(request: Request) -> Response:
+    try:
+        parsed = await read_request(request, CompletionsRequest)
+        call = Call(request, parsed.to_chat(), "openai")
+        if parsed.stream:
+            target, first, rest = await call.open_stream()
+            body = openai_stream(
+                target, first, rest, include_usage=parsed.include_usage, totals=call.totals, log=call.log
+            )
+            return StreamResponse(body, media_type="text/event-stream", headers=routed_headers(target))
+        completion = await call.complete()
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    except LakehouseError as exc:
+        return OrjsonResponse(error_payload(exc), status_code=exc.status, headers=exc.headers)
+    assert call.target is not None
+    return OrjsonResponse(completion_body(call.target.routed, completion), headers=routed_headers(call.target))
+
+
+async def models(request: Request) -> JSONResponse:
+    config: LakehouseConfig = request.app.state.config
+    return OrjsonResponse(await model_list(config.models, request.app.state.registry))
 
 
 async def providers(request: Request) -> JSONResponse:
     registry: Registry = request.app.state.registry
-    return JSONResponse({"providers": registry.listing()})
+    return OrjsonResponse({"providers": registry.listing()})
 
 
 def create_app(config: LakehouseConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.registry = build_registry(config.chatd, os.environ)
+        registry = build_registry(config.chatd, os.environ)
+        app.state.registry = registry
+        app.state.dispatcher = Dispatcher(
+            registry,
+            config.models,
+            config.chatd.fallbacks,
+            config.chatd.call_timeout_secs,
+            config.chatd.attempt_timeout_secs,
+        )
         try:
             yield
         finally:
-            await app.state.registry.aclose()
+            await registry.aclose()
 
     routes = [
         Route("/v1/chat", chat, methods=["POST"]),
+        Route("/v1/chat/completions", completions, methods=["POST"]),
         Route("/v1/chat/providers", providers, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
     ]
     return service_app("chatd", config, routes, lifespan=lifespan)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.chatd.ollama import ollama_completion, ollama_error, ollama_options
-from services.chatd.types import ChatRequest, Completion, Message, UpstreamCall
+from services.chatd.ollama import ollama_completion, ollama_delta, ollama_error, ollama_options
+from services.chatd.types import ChatRequest, Completion, Delta, Framing, Message, UpstreamCall
 
 ROLE_LABELS = {"user": "User", "assistant": "Assistant"}
 
@@ -20,15 +20,20 @@ def flatten_messages(messages: list[Message]) -> tuple[str, str]:
 
 
 class OllamaGenerate:
-    def encode(self, request: ChatRequest, model: str) -> UpstreamCall:
+    framing: Framing = "ndjson"
+
+    def encode(self, request: ChatRequest, model: str, *, stream: bool = False) -> UpstreamCall:
         system, prompt = flatten_messages(request.messages)
         payload: dict[str, Any] = {"model": model, "prompt": prompt}
         if system:
             payload["system"] = system
-        return UpstreamCall("/api/generate", {**payload, **ollama_options(request)})
+        return UpstreamCall("/api/generate", {**payload, **ollama_options(request, stream)})
 
     def decode(self, body: Any) -> Completion:
-        return ollama_completion(body, body.get("response"))
+        return ollama_completion(body, body.get("response"), body.get("thinking"))
+
+    def decode_chunk(self, event: Any) -> Delta | None:
+        return ollama_delta(event, event.get("response"), event.get("thinking"))
 
     def error_message(self, body: Any) -> str | None:
         return ollama_error(body)

@@ -1,8 +1,9 @@
-"""The registered providers: lookup by name, the default flag, and the per-provider counters."""
+"""The registered providers: lookup by name, the default flag, the per-provider counters and cooldowns."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from services.chatd.provider import Provider
@@ -23,10 +24,22 @@ class Registry:
 
     def listing(self) -> list[dict[str, Any]]:
         return [
-            {"name": p.name, "default": p.name == DEFAULT_PROVIDER, "requests": p.requests, "errors": p.errors}
+            {
+                "name": p.name,
+                "default": p.name == DEFAULT_PROVIDER,
+                "requests": p.requests,
+                "errors": p.errors,
+                "cooldown_until": _iso(p.cooldown.until) if p.cooldown.remaining() > 0 else None,
+            }
             for p in self.providers.values()
         ]
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -132,8 +132,8 @@ async def test_providers_lists_exactly_the_registered_with_counters(
         listing = (await client.get("/v1/chat/providers")).json()
     assert listing == {
         "providers": [
-            {"name": "ollama", "default": True, "requests": 2, "errors": 1},
-            {"name": "kimi", "default": False, "requests": 0, "errors": 0},
+            {"name": "ollama", "default": True, "requests": 2, "errors": 1, "cooldown_until": None},
+            {"name": "kimi", "default": False, "requests": 0, "errors": 0, "cooldown_until": None},
         ]
     }
 
@@ -180,7 +180,7 @@ async def test_unknown_prefix_reaches_default_unchanged_and_502s(ollama_upstream
         ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role: Input should be"),
         ({"model": "m", "messages": HI, "max_tokens": "10"}, "max_tokens: Input should be a valid integer"),
         ({"model": "m", "messages": HI, "think": "yes"}, "think: Input should be a valid boolean"),
-        ({"model": "m", "messages": HI, "stream": True}, "stream: unknown field"),
+        ({"model": "m", "messages": HI, "tools": []}, "tools: unknown field"),
         ({"model": "m", "messages": HI, "format": "xml"}, "format: Input should be 'json'"),
     ],
 )
@@ -195,7 +195,9 @@ async def test_bad_requests_are_400(ollama_upstream: Upstream, body: dict[str, A
 
 async def test_malformed_json_is_400(ollama_upstream: Upstream) -> None:
     async with chatd(ollama_url=ollama_upstream.url) as client:
-        response = await client.post("/v1/chat", content=b'{"model": "m", ')
+        response = await client.post(
+            "/v1/chat", content=b'{"model": "m", ', headers={"content-type": "application/json"}
+        )
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("Invalid JSON")
 

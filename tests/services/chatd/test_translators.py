@@ -4,10 +4,11 @@ from typing import Any
 
 import pytest
 
+from services.chatd.framing import EventSplitter
 from services.chatd.ollama import OllamaChat
 from services.chatd.ollama_cloud import OllamaGenerate, flatten_messages
 from services.chatd.openai_compat import OpenAIChat
-from services.chatd.types import ChatRequest, Completion, Message
+from services.chatd.types import ChatRequest, Completion, Delta, Message
 
 
 def request(**fields: Any) -> ChatRequest:
@@ -113,3 +114,57 @@ def test_error_messages() -> None:
     assert OllamaChat().error_message({"error": "model 'x' not found"}) == "model 'x' not found"
     assert OpenAIChat().error_message({"error": {"message": "bad key"}}) == "bad key"
     assert OpenAIChat().error_message(["no"]) is None
+
+
+def test_event_splitter_ndjson_across_reads() -> None:
+    splitter = EventSplitter("ndjson")
+    assert splitter.feed(b'{"a": 1}\n{"b"') == [b'{"a": 1}']
+    assert splitter.feed(b": 2}\n\n") == [b'{"b": 2}']
+    assert splitter.feed(b'{"c": 3}') == []
+    assert splitter.tail() == [b'{"c": 3}']
+
+
+def test_event_splitter_sse_data_lines_comments_and_done() -> None:
+    splitter = EventSplitter("sse")
+    events = splitter.feed(b': keep-alive\n\nevent: message\ndata: {"x": 1}\n\ndata:{"y"')
+    assert events == [b'{"x": 1}']
+    assert splitter.feed(b": 2}\r\n\r\ndata: [DONE]\n\n") == [b'{"y": 2}']
+    assert splitter.done
+
+
+def test_ollama_chunks() -> None:
+    assert OllamaChat().decode_chunk({"message": {"content": "hi", "thinking": "hm"}, "done": False}) == Delta(
+        "hi", "hm"
+    )
+    final = {"message": {"content": ""}, "done": True, "done_reason": "stop", "prompt_eval_count": 3, "eval_count": 2}
+    assert OllamaChat().decode_chunk(final) == Delta("", "", "stop", 3, 2, done=True)
+    assert OllamaGenerate().decode_chunk({"response": "x", "done": False}) == Delta("x")
+
+
+def test_openai_chunks_content_reasoning_finish_and_usage() -> None:
+    chat = OpenAIChat()
+    assert chat.decode_chunk({"choices": [{"delta": {"role": "assistant", "content": "a"}}]}) == Delta("a")
+    assert chat.decode_chunk({"choices": [{"delta": {"reasoning_content": "r"}}]}) == Delta("", "r")
+    assert chat.decode_chunk({"choices": [{"delta": {}, "finish_reason": "length"}]}) == Delta(finish_reason="length")
+    usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 5}}
+    assert chat.decode_chunk(usage) == Delta(prompt_tokens=4, completion_tokens=5)
+
+
+def test_openai_stream_encode_asks_for_usage_and_schema_format() -> None:
+    call = OpenAIChat().encode(request(format={"type": "object"}, top_p=0.5, stop=["x"], seed=1), "m", stream=True)
+    assert call.payload["stream"] is True
+    assert call.payload["stream_options"] == {"include_usage": True}
+    assert call.payload["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": {"type": "object"}},
+    }
+    assert (call.payload["top_p"], call.payload["stop"], call.payload["seed"]) == (0.5, ["x"], 1)
+
+
+def test_ollama_stream_encode_and_schema_format() -> None:
+    call = OllamaChat().encode(request(format={"type": "object"}, stop=["x"]), "m", stream=True)
+    assert (call.payload["stream"], call.payload["format"], call.payload["options"]) == (
+        True,
+        {"type": "object"},
+        {"stop": ["x"]},
+    )

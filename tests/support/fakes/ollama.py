@@ -1,19 +1,26 @@
-"""An Ollama-protocol fake: /api/chat, /api/generate, /api/tags.
+"""An Ollama-protocol fake: /api/chat, /api/generate (whole or NDJSON streams), /api/tags.
 
 Run with `python -m tests.support.fakes.ollama --port N`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.fakes.recorder import FakeUpstream, echo_text, run_fake
+from tests.support.fakes.recorder import FakeUpstream, echo_words, run_fake, stream_pieces
+
+THINKING = "the user wants an echo"
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode() + b"\n"
 
 
 def _reply(fake: FakeUpstream, body: Any, text: str, prompt_words: int, field: str) -> Response:
@@ -21,18 +28,30 @@ def _reply(fake: FakeUpstream, body: Any, text: str, prompt_words: int, field: s
     if model not in fake.models:
         return JSONResponse({"error": f"model '{model}' not found"}, status_code=404)
     options = body.get("options") or {}
-    content, cut = echo_text(text, options.get("num_predict"))
-    answer: Any = {"role": "assistant", "content": content} if field == "message" else content
-    return JSONResponse(
-        {
-            "model": model,
-            field: answer,
-            "done": True,
-            "done_reason": "length" if cut else "stop",
-            "prompt_eval_count": prompt_words,
-            "eval_count": len(content.split()),
-        }
-    )
+    words, cut = echo_words(text, options.get("num_predict"))
+    totals = {
+        "done_reason": "length" if cut else "stop",
+        "prompt_eval_count": prompt_words,
+        "eval_count": len(words),
+    }
+    think = bool(body.get("think"))
+
+    def piece(content: str, thinking: str = "") -> dict[str, Any]:
+        if field == "message":
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if thinking:
+                message["thinking"] = thinking
+            return {"message": message}
+        return {"response": content, **({"thinking": thinking} if thinking else {})}
+
+    if not body.get("stream", True):
+        answer = piece(" ".join(words), THINKING if think else "")
+        return JSONResponse({"model": model, **answer, "done": True, **totals})
+    events = [_line({"model": model, **piece("", THINKING), "done": False})] if think else []
+    events += [_line({"model": model, **piece(p), "done": False}) for p in stream_pieces(words)]
+    events.append(_line({"model": model, **piece(""), "done": True, **totals}))
+    error = _line({"error": "the fake failed mid-stream (on purpose)"})
+    return StreamingResponse(fake.chunks(events, error), media_type="application/x-ndjson")
 
 
 def create_app(fake: FakeUpstream) -> Starlette:
@@ -62,6 +81,8 @@ def create_app(fake: FakeUpstream) -> Starlette:
             Route("/api/generate", generate, methods=["POST"]),
             Route("/api/tags", tags, methods=["GET"]),
             Route("/_fake/requests", fake.requests_endpoint, methods=["GET"]),
+            Route("/_fake/stats", fake.stats_endpoint, methods=["GET"]),
+            Route("/_fake/settings", fake.settings_endpoint, methods=["POST"]),
         ]
     )
     app.state.fake = fake
