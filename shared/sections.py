@@ -103,6 +103,8 @@ class EmbeddConfig(Section):
 class PathwaydConfig(Section):
     bind: Bind = Field("127.0.0.1:3217", description="address pathwayd listens on")
     persist_path: str = Field("", description='JSONL log path; "" = in-memory only')
+    max_record_bytes: int = Field(1 << 20, ge=1024, description="largest trace as stored, in bytes (bigger: 400)")
+    max_body_bytes: int = Field(16 << 20, ge=1024, description="largest request body, in bytes (bigger: 413)")
 
 
 class MatrixdConfig(Section):
@@ -114,6 +116,8 @@ class MatrixdConfig(Section):
 class ObserverdConfig(Section):
     bind: Bind = Field("127.0.0.1:3219", description="address observerd listens on")
     persist_path: str = Field("", description='JSONL ops log path; "" = in-memory only')
+    max_record_bytes: int = Field(1 << 20, ge=1024, description="largest op as stored, in bytes (bigger: 400)")
+    max_body_bytes: int = Field(16 << 20, ge=1024, description="largest request body (a batch), in bytes (bigger: 413)")
 
 
 class ChatdConfig(Section):
