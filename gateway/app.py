@@ -16,6 +16,7 @@ from gateway.health import PROBE_TIMEOUT_SECS, probe_all
 from gateway.proxy import FAMILY_PREFIX, Family, FamilyProxy
 from shared.app import service_app
 from shared.config import LakehouseConfig
+from shared.metrics import Metrics
 from shared.topology import UPSTREAMS
 from shared.upstream import UpstreamPool
 
@@ -70,4 +71,5 @@ def create_app(config: LakehouseConfig) -> Starlette:
         [Route("/v1/health", v1_health, methods=["GET"])],
         lifespan=lifespan,
         front=[Middleware(FamilyProxy, families=families)],
+        metrics=Metrics("gateway", family=True),
     )

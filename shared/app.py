@@ -17,6 +17,7 @@ from shared.auth import AuthMiddleware
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError, handle_http_exception, handle_lakehouse_error, handle_unexpected
 from shared.logging import AccessLogMiddleware
+from shared.metrics import Metrics, metrics_route
 
 
 def health_route(service: str) -> Route:
@@ -53,14 +54,17 @@ def service_app(
     *,
     lifespan: Lifespan[Starlette] | None = None,
     front: Sequence[Middleware] = (),
+    metrics: Metrics | None = None,
 ) -> Starlette:
-    """A Starlette app for `service` with GET /health, auth, request ids, access lines and JSON errors.
+    """A Starlette app for `service` with GET /health, GET /metrics, auth, request ids, access lines and JSON errors.
 
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
+    `app.state.metrics` is where a service adds its own metrics (shared/metrics.py).
     """
+    metrics = metrics or Metrics(service)
     app = ServiceApp(
         front=[
-            Middleware(AccessLogMiddleware, service=service),
+            Middleware(AccessLogMiddleware, service=service, observe=metrics.observe),
             Middleware(
                 AuthMiddleware,
                 token=config.auth.token.get_secret_value(),
@@ -68,7 +72,7 @@ def service_app(
             ),
             *front,
         ],
-        routes=[health_route(service), *routes],
+        routes=[health_route(service), metrics_route(metrics), *routes],
         exception_handlers={
             LakehouseError: handle_lakehouse_error,
             HTTPException: handle_http_exception,
@@ -77,4 +81,5 @@ def service_app(
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.metrics = metrics
     return app

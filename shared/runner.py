@@ -18,6 +18,7 @@ import structlog
 import uvicorn
 
 from shared.config import LakehouseConfig
+from shared.metrics import multiprocess_dir
 from shared.sections import split_bind
 from shared.topology import SERVICES
 
@@ -104,7 +105,8 @@ def serve(service: str, config: LakehouseConfig) -> None:
     check_gates(service, config, os.environ)
     workers = (config.gateway.workers or os.cpu_count() or 1) if service == "gateway" else 1
     if workers > 1:
-        serve_forked(service, config, workers)
+        with multiprocess_dir():  # the workers' metrics add up in one per-run directory
+            serve_forked(service, config, workers)
     elif not _run_server(service, config):
         raise SystemExit(1)
 
