@@ -49,3 +49,7 @@ bench *args:
 # chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
+
+# Log benchmark: observerd appends/s with fsync on (c1, c16) and the replay time of a generated 1 GiB log
+bench-logs *args:
+    uv run python -m scripts.bench_logs {{args}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,11 @@ import structlog
 from shared.errors import LakehouseError
 from shared.logindex import LogIndex, LogSpec
 from shared.logreplay import BATCH_PREFIX, BATCH_SUFFIX, replay
+from shared.logsnapshot import write_snapshot
 from shared.timestamps import TimestampCodec, now_micros
+
+# A start that had to parse this much of the log saves an index snapshot, so the next start need not.
+SNAPSHOT_AFTER_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,10 @@ class JsonLog:
         self._write_fd = -1
         self._read_fd = -1
         self._broken = ""
+        # CRC-32 and line count of everything written, so a snapshot can say exactly which bytes it covers.
+        self._crc = 0
+        self._lines = 0
+        self._snapshot_stale = False
 
     async def open(self) -> None:
         """Replay the file (cutting a torn tail, refusing a damaged one) and open it for appends."""
@@ -83,12 +92,27 @@ class JsonLog:
                 line=replayed.cut_line,
                 bytes=replayed.cut_bytes,
             )
-        self.log.info("log replayed", path=str(self.path), records=replayed.index.count, bytes=replayed.size)
+        if replayed.snapshot_note:
+            self.log.warning("index snapshot not used; replayed the whole log", reason=replayed.snapshot_note)
+        self.log.info(
+            "log replayed",
+            path=str(self.path),
+            records=replayed.index.count,
+            bytes=replayed.size,
+            parsed_bytes=replayed.parsed_bytes,
+        )
+        self._crc, self._lines = replayed.crc, replayed.lines
+        self._snapshot_stale = replayed.parsed_bytes > 0
+        if replayed.parsed_bytes >= SNAPSHOT_AFTER_BYTES:
+            write_snapshot(self.path, replayed.index, covered=replayed.size, crc=self._crc, lines=self._lines)
+            self._snapshot_stale = False
         return replayed.index, replayed.size
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        if self.path is not None and self._snapshot_stale and not self._broken:
+            await anyio.to_thread.run_sync(self._write_snapshot)
         for fd in (self._write_fd, self._read_fd):
             if fd >= 0:
                 os.close(fd)
@@ -187,6 +211,13 @@ class JsonLog:
             written = os.write(self._write_fd, view)
             view = view[written:]
         os.fdatasync(self._write_fd)
+        self._crc = zlib.crc32(data, self._crc)
+        self._lines += data.count(b"\n")
+        self._snapshot_stale = True
+
+    def _write_snapshot(self) -> None:
+        assert self.path is not None
+        write_snapshot(self.path, self.index, covered=self._size, crc=self._crc, lines=self._lines)
 
     async def read(self, rows: Sequence[int]) -> list[bytes]:
         """The stored JSON of each row, in the order given."""

@@ -90,7 +90,7 @@ class LogIndex:
     def __init__(self, spec: LogSpec) -> None:
         self.spec = spec
         self.offsets = Column(np.int64)
-        self.lengths = Column(np.uint32)
+        self.lengths = Column(np.int64)
         self.ts = Column(np.int64)
         self.tags = {name: Tag(name, stats={} if name in spec.counted else None) for name in spec.tags}
         self.number = Column(np.float64) if spec.number else None

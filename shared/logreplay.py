@@ -8,13 +8,18 @@ one warning. A bad line anywhere else means the file was damaged: the start stop
 from __future__ import annotations
 
 import os
+import zlib
+from array import array
 from dataclasses import dataclass
+from math import nan
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from shared.logindex import LogIndex, LogSpec
+from shared.logsnapshot import Snapshot, read_snapshot, restore
 from shared.timestamps import TimestampCodec
 
 READ_CHUNK = 16 << 20
@@ -32,8 +37,12 @@ class LogCorrupt(Exception):
 class Replayed:
     index: LogIndex
     size: int  # bytes of good lines; anything after was cut
-    cut_bytes: int
-    cut_line: int  # line number of the torn tail, 0 when none
+    crc: int  # CRC-32 of those bytes
+    lines: int
+    parsed_bytes: int  # how much was parsed rather than taken from the snapshot
+    cut_bytes: int = 0
+    cut_line: int = 0  # line number of the torn tail, 0 when none
+    snapshot_note: str = ""  # why a snapshot next to the log was not used
 
 
 class BadLine(Exception):
@@ -41,11 +50,19 @@ class BadLine(Exception):
 
 
 class Replayer:
+    """Stages the index in flat arrays (cheap to append to) and hands them to the LogIndex once, at the end."""
+
     def __init__(self, spec: LogSpec) -> None:
         self.index = LogIndex(spec)
         self.spec = spec
         self.codec = TimestampCodec()
         self.last_ts = 0
+        self.count = 0
+        self.offsets = array("q")
+        self.lengths = array("q")
+        self.times = array("q")
+        self.tags = [(name, self.index.tags[name], array("i")) for name in spec.tags]
+        self.numbers = array("d")
 
     def line(self, line: bytes, offset: int) -> None:
         """Index the records of one line, all or none (a batch line holds several)."""
@@ -67,14 +84,46 @@ class Replayer:
                 raise BadLine("batch line does not re-encode to its own bytes")
         else:
             staged.append((parsed, offset, len(line)))
-        times = [self.check(record, self.index.count + 1 + i) for i, (record, _, _) in enumerate(staged)]
+        times = [self.check(record, self.count + 1 + i) for i, (record, _, _) in enumerate(staged)]
         if self.spec.unique is not None and len(staged) > 1:
             keys = [record[self.spec.unique] for record, _, _ in staged]
             if len(set(keys)) != len(keys):
                 raise BadLine(f"duplicate {self.spec.unique} within a batch")
         for (record, position, length), ts in zip(staged, times, strict=True):
-            self.index.add(position, length, ts, record)
-            self.last_ts = ts
+            self.take(record, position, length, ts)
+
+    def take(self, record: dict[str, Any], offset: int, length: int, ts: int) -> None:
+        self.offsets.append(offset)
+        self.lengths.append(length)
+        self.times.append(ts)
+        for name, tag, codes in self.tags:
+            value = record[name]
+            code = tag.code_of.get(value)
+            codes.append(tag.code(value) if code is None else code)
+        if self.spec.number is not None:
+            number = record.get(self.spec.number)
+            self.numbers.append(nan if number is None else number)
+        if self.spec.unique is not None:
+            self.index.unique[record[self.spec.unique]] = self.count
+        self.count += 1
+        self.last_ts = ts
+
+    def restore(self, snapshot: Snapshot) -> None:
+        restore(self.index, snapshot)
+        self.count = self.index.count
+        self.last_ts = self.index.last_ts
+
+    def finish(self) -> LogIndex:
+        index = self.index
+        index.offsets.extend(np.frombuffer(self.offsets, dtype=np.int64))
+        index.lengths.extend(np.frombuffer(self.lengths, dtype=np.int64))
+        index.ts.extend(np.frombuffer(self.times, dtype=np.int64))
+        for _, tag, codes in self.tags:
+            tag.codes.extend(np.frombuffer(codes, dtype=np.int32))
+        if index.number is not None:
+            index.number.extend(np.frombuffer(self.numbers, dtype=np.float64))
+        index.publish(index.count)
+        return index
 
     def check(self, record: Any, expected_seq: int) -> int:
         """The record's time in microseconds, once everything the index relies on is checked."""
@@ -106,11 +155,20 @@ class Replayer:
 
 
 def replay(path: Path, spec: LogSpec) -> Replayed:
-    """Index every line of `path` (creating nothing); cut a torn tail, raise LogCorrupt for damage before it."""
+    """Index every line of `path` (using its snapshot for the prefix it covers, if intact); cut a torn tail, raise
+    LogCorrupt for damage before it."""
     replayer = Replayer(spec)
-    offset = 0
-    line_no = 0
+    snapshot, note = read_snapshot(path, spec)
+    offset = line_no = crc = 0
     with path.open("rb") as file:
+        if snapshot is not None:
+            if _crc_of_prefix(file, snapshot.covered) == snapshot.crc:
+                replayer.restore(snapshot)
+                offset, line_no, crc = snapshot.covered, snapshot.lines, snapshot.crc
+            else:
+                note = "the log's bytes differ from the ones it indexed"
+                file.seek(0)
+        start = offset
         carry = b""
         while True:
             chunk = file.read(READ_CHUNK)
@@ -125,15 +183,27 @@ def replay(path: Path, spec: LogSpec) -> Replayed:
                     rest = [*lines[position + 1 :], carry]
                     if not _only_junk_left(rest, file):
                         raise LogCorrupt(f"{path}: line {line_no} is damaged: {exc}") from None
-                    return _cut(path, replayer.index, offset, line_no)
+                    return _cut(path, replayer, offset, line_no - 1, start, note)
                 offset += len(line) + 1
+            crc = zlib.crc32(memoryview(buffer)[: len(buffer) - len(carry)], crc)
             if not chunk:
                 break
     if carry:
         # A last line without its newline: the write that would have finished it never happened.
-        return _cut(path, replayer.index, offset, line_no + 1)
-    replayer.index.publish(replayer.index.count)
-    return Replayed(replayer.index, offset, 0, 0)
+        return _cut(path, replayer, offset, line_no, start, note)
+    return Replayed(replayer.finish(), offset, crc, line_no, offset - start, snapshot_note=note)
+
+
+def _crc_of_prefix(file: Any, size: int) -> int:
+    crc = 0
+    left = size
+    while left > 0:
+        chunk = file.read(min(READ_CHUNK, left))
+        if not chunk:
+            return -1
+        crc = zlib.crc32(chunk, crc)
+        left -= len(chunk)
+    return crc
 
 
 def _only_junk_left(pieces: list[bytes], file: Any) -> bool:
@@ -145,10 +215,13 @@ def _only_junk_left(pieces: list[bytes], file: Any) -> bool:
     return True
 
 
-def _cut(path: Path, index: LogIndex, good_end: int, line_no: int) -> Replayed:
+def _cut(path: Path, replayer: Replayer, good_end: int, good_lines: int, start: int, note: str) -> Replayed:
     size = path.stat().st_size
     with path.open("r+b") as file:
         file.truncate(good_end)
         os.fsync(file.fileno())
-    index.publish(index.count)
-    return Replayed(index, good_end, size - good_end, line_no)
+        file.seek(0)
+        crc = _crc_of_prefix(file, good_end)
+    return Replayed(
+        replayer.finish(), good_end, crc, good_lines, good_end - start, size - good_end, good_lines + 1, note
+    )

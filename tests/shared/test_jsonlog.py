@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 from shared.errors import LakehouseError
 from shared.jsonlog import JsonLog
 from shared.logindex import LogSpec
-from shared.logreplay import LogCorrupt
+from shared.logreplay import LogCorrupt, replay
+from shared.logsnapshot import snapshot_path
 
 SPEC = LogSpec(tags=("kind",), unique="id")
 
@@ -136,6 +137,7 @@ async def test_corrupt_middle_line_stops_the_start_naming_it(tmp_path: Path, dam
     for i in range(4):
         await log.append([record(i)])
     await log.close()
+    assert snapshot_path(path).exists()  # the damage is found even though an index snapshot covers the line
     lines = path.read_bytes().split(b"\n")
     lines[1] = damage(lines[1])
     path.write_bytes(b"\n".join(lines))
@@ -184,3 +186,25 @@ async def test_since_is_inclusive_and_until_exclusive() -> None:
     assert ids == [i for i in range(5) if micros[1] <= micros[i] < micros[3]]
     assert 1 in ids
     assert 3 not in ids
+
+
+async def test_a_clean_close_saves_the_index_and_the_next_start_parses_only_the_tail(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    log = await opened(path, LogSpec(tags=("kind",), unique="id", counted=("kind",), number="n"))
+    await log.append([record(0, "a")])
+    await log.append([record(1, "b"), record(2, "a")])
+    await log.close()
+    spec = log.spec
+    full = path.stat().st_size
+    assert replay(path, spec).parsed_bytes == 0
+    with path.open("ab") as file:  # a line appended after the snapshot, as a crash before the next close leaves
+        file.write(b'{"seq":4,"ts":"2099-01-01T00:00:00.000000Z","id":"r3","kind":"a","n":3}\n')
+    done = replay(path, spec)
+    assert done.parsed_bytes == path.stat().st_size - full
+    again = await opened(path, spec)
+    assert [r["n"] for r in await all_records(again)] == [0, 1, 2, 3]
+    assert again.index.row_of("r1") == 1
+    assert {kind: s.count for kind, s in again.index.tag_stats("kind").items()} == {"a": 3, "b": 1}
+    with pytest.raises(LakehouseError):
+        await again.append([record(2)])
+    await again.close()
