@@ -24,10 +24,12 @@ import structlog
 from shared.errors import LakehouseError
 from shared.logindex import LogIndex, LogSpec
 from shared.logreplay import BATCH_PREFIX, BATCH_SUFFIX, replay
-from shared.logsnapshot import write_snapshot
+from shared.logsnapshot import SnapshotState, capture, write_snapshot
 from shared.timestamps import TimestampCodec, now_micros
 
-# A start that had to parse this much of the log saves an index snapshot, so the next start need not.
+# The index is saved again once this much was appended (or an eighth of what the last snapshot covered, if more),
+# and by a start that had to parse this much: a crash costs at most that much parsing at the next start, while
+# the snapshots written over a log's life stay proportional to its size.
 SNAPSHOT_AFTER_BYTES = 64 << 20
 
 
@@ -62,7 +64,9 @@ class JsonLog:
         # CRC-32 and line count of everything written, so a snapshot can say exactly which bytes it covers.
         self._crc = 0
         self._lines = 0
-        self._snapshot_stale = False
+        self._written = 0
+        self._snapshot_covered = 0
+        self._snapshotting: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Replay the file (cutting a torn tail, refusing a damaged one) and open it for appends."""
@@ -101,18 +105,24 @@ class JsonLog:
             bytes=replayed.size,
             parsed_bytes=replayed.parsed_bytes,
         )
-        self._crc, self._lines = replayed.crc, replayed.lines
-        self._snapshot_stale = replayed.parsed_bytes > 0
+        self._crc, self._lines, self._written = replayed.crc, replayed.lines, replayed.size
+        self._snapshot_covered = replayed.size - replayed.parsed_bytes
         if replayed.parsed_bytes >= SNAPSHOT_AFTER_BYTES:
-            write_snapshot(self.path, replayed.index, covered=replayed.size, crc=self._crc, lines=self._lines)
-            self._snapshot_stale = False
+            index = replayed.index
+            write_snapshot(self.path, index, self._capture(index))
+            self._snapshot_covered = replayed.size
         return replayed.index, replayed.size
+
+    def _capture(self, index: LogIndex) -> SnapshotState:
+        return capture(index, rows=index.visible, covered=self._written, crc=self._crc, lines=self._lines)
 
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
-        if self.path is not None and self._snapshot_stale and not self._broken:
-            await anyio.to_thread.run_sync(self._write_snapshot)
+        if self._snapshotting is not None:
+            await asyncio.shield(self._snapshotting)
+        if self.path is not None and self._written > self._snapshot_covered and not self._broken:
+            await anyio.to_thread.run_sync(write_snapshot, self.path, self.index, self._capture(self.index))
         for fd in (self._write_fd, self._read_fd):
             if fd >= 0:
                 os.close(fd)
@@ -204,6 +214,27 @@ class JsonLog:
                 return
             self.index.publish(upto)
             group.set_result(None)
+            self._maybe_snapshot()
+
+    def _maybe_snapshot(self) -> None:
+        due = max(SNAPSHOT_AFTER_BYTES, self._snapshot_covered // 8)
+        if self._written - self._snapshot_covered < due or self._snapshotting is not None:
+            return
+        path = self.path
+        assert path is not None
+        state = self._capture(self.index)
+        self._snapshot_covered = state.covered
+
+        async def save() -> None:
+            try:
+                await anyio.to_thread.run_sync(write_snapshot, path, self.index, state)
+            except OSError as exc:
+                # Only the next start's speed depends on it; the log itself is intact.
+                self.log.warning("could not save the index snapshot", error=str(exc))
+            finally:
+                self._snapshotting = None
+
+        self._snapshotting = asyncio.create_task(save())
 
     def _write_durable(self, data: bytes) -> None:
         view = memoryview(data)
@@ -213,11 +244,7 @@ class JsonLog:
         os.fdatasync(self._write_fd)
         self._crc = zlib.crc32(data, self._crc)
         self._lines += data.count(b"\n")
-        self._snapshot_stale = True
-
-    def _write_snapshot(self) -> None:
-        assert self.path is not None
-        write_snapshot(self.path, self.index, covered=self._size, crc=self._crc, lines=self._lines)
+        self._written += len(data)
 
     async def read(self, rows: Sequence[int]) -> list[bytes]:
         """The stored JSON of each row, in the order given."""

@@ -95,6 +95,8 @@ class LogIndex:
         self.tags = {name: Tag(name, stats={} if name in spec.counted else None) for name in spec.tags}
         self.number = Column(np.float64) if spec.number else None
         self.unique: dict[str, int] = {}
+        # The unique keys in row order too: a snapshot thread can slice a list the event loop appends to.
+        self.keys: list[str] = []
         self.visible = 0
 
     @property
@@ -117,7 +119,9 @@ class LogIndex:
             value = record.get(self.spec.number or "")
             self.number.append(np.nan if value is None else value)
         if self.spec.unique:
-            self.unique[record[self.spec.unique]] = row
+            key = record[self.spec.unique]
+            self.unique[key] = row
+            self.keys.append(key)
 
     def publish(self, upto: int) -> None:
         """Rows below `upto` are durable: make them readable and count them."""

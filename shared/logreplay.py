@@ -104,7 +104,9 @@ class Replayer:
             number = record.get(self.spec.number)
             self.numbers.append(nan if number is None else number)
         if self.spec.unique is not None:
-            self.index.unique[record[self.spec.unique]] = self.count
+            key = record[self.spec.unique]
+            self.index.unique[key] = self.count
+            self.index.keys.append(key)
         self.count += 1
         self.last_ts = ts
 

@@ -39,33 +39,51 @@ def _spec_key(spec: LogSpec) -> list[Any]:
     return [list(spec.tags), spec.number, spec.unique, list(spec.counted)]
 
 
-def write_snapshot(log_path: Path, index: LogIndex, *, covered: int, crc: int, lines: int) -> None:
-    """Save the index of the first `covered` bytes (all of `index`); atomic, so a crash leaves the old one or none."""
-    n = index.count
+@dataclass(frozen=True, slots=True)
+class SnapshotState:
+    """What a snapshot covers, captured on the event loop; rows below `rows` never change, so a thread can save them."""
+
+    rows: int
+    covered: int
+    crc: int
+    lines: int
+    values: dict[str, list[str]]
+    stats: dict[str, list[list[int]]]
+
+
+def capture(index: LogIndex, *, rows: int, covered: int, crc: int, lines: int) -> SnapshotState:
+    return SnapshotState(
+        rows=rows,
+        covered=covered,
+        crc=crc,
+        lines=lines,
+        values={name: list(tag.values) for name, tag in index.tags.items()},
+        stats={
+            name: [[code, s.count, s.first_ts, s.last_ts] for code, s in tag.stats.items()]
+            for name, tag in index.tags.items()
+            if tag.stats is not None
+        },
+    )
+
+
+def write_snapshot(log_path: Path, index: LogIndex, state: SnapshotState) -> None:
+    """Save the index of the first `state.rows` rows; atomic, so a crash leaves the old snapshot or none."""
+    n = state.rows
     arrays = {"offsets": index.offsets.view(n), "lengths": index.lengths.view(n), "ts": index.ts.view(n)}
     for name, tag in index.tags.items():
         arrays[f"tag.{name}"] = tag.codes.view(n)
     if index.number is not None:
         arrays["number"] = index.number.view(n)
-    keys: list[str] = []
-    if index.spec.unique:
-        keys = [""] * n
-        for key, row in index.unique.items():
-            keys[row] = key
     meta = {
         "version": VERSION,
         "spec": _spec_key(index.spec),
-        "covered": covered,
-        "crc": crc,
-        "lines": lines,
+        "covered": state.covered,
+        "crc": state.crc,
+        "lines": state.lines,
         "count": n,
-        "values": {name: tag.values for name, tag in index.tags.items()},
-        "stats": {
-            name: [[code, s.count, s.first_ts, s.last_ts] for code, s in tag.stats.items()]
-            for name, tag in index.tags.items()
-            if tag.stats is not None
-        },
-        "keys": keys,
+        "values": state.values,
+        "stats": state.stats,
+        "keys": index.keys[:n],
     }
     arrays["meta"] = np.frombuffer(orjson.dumps(meta), dtype=np.uint8)
     target = snapshot_path(log_path)
@@ -112,5 +130,6 @@ def restore(index: LogIndex, snapshot: Snapshot) -> None:
     if index.number is not None:
         index.number.extend(arrays["number"])
     if index.spec.unique:
-        index.unique.update(zip(meta["keys"], range(meta["count"]), strict=True))
+        index.keys[:] = meta["keys"]
+        index.unique.update(zip(index.keys, range(meta["count"]), strict=True))
     index.visible = meta["count"]

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
+from shared import jsonlog
 from shared.errors import LakehouseError
 from shared.jsonlog import JsonLog
 from shared.logindex import LogSpec
@@ -208,3 +209,22 @@ async def test_a_clean_close_saves_the_index_and_the_next_start_parses_only_the_
     with pytest.raises(LakehouseError):
         await again.append([record(2)])
     await again.close()
+
+
+async def test_the_index_is_saved_while_running_so_a_crash_costs_only_the_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jsonlog, "SNAPSHOT_AFTER_BYTES", 2000)
+    path = tmp_path / "log.jsonl"
+    log = await opened(path)
+    for i in range(60):
+        await log.append([record(i)])
+    if log._snapshotting is not None:
+        await log._snapshotting
+    assert snapshot_path(path).exists()
+    size = path.stat().st_size
+    done = replay(path, SPEC)  # as the next start after a kill -9 would: the log never closed
+    assert 0 < done.parsed_bytes < size
+    assert done.index.count == 60
+    assert done.index.row_of("r42") == 42
+    await log.close()
