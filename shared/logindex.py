@@ -1,6 +1,6 @@
 """The in-memory index of a JSONL log: where each record sits, its time, and a few fields worth filtering on.
 
-Records themselves stay on disk. Per record the index holds an offset and a length (12 bytes), a timestamp (8),
+Records themselves stay on disk. Per record the index holds an offset and a length (16 bytes), a timestamp (8),
 a 4-byte code per tag field, 8 bytes for the numeric field and, for a unique key, one dict entry (~100 bytes plus
 the key). Columns are numpy arrays grown by doubling: a reader holding a view keeps a consistent prefix while the
 writer appends, so queries can run in a worker thread.
