@@ -10,6 +10,7 @@ and after a start that had to parse a long tail; a crash between them only costs
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,13 +102,16 @@ def read_snapshot(log_path: Path, spec: LogSpec) -> tuple[Snapshot | None, str]:
     if not path.exists():
         return None, ""
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        # numpy leaves the file open when the archive is damaged, so the file is opened (and closed) here.
+        with path.open("rb") as file, np.load(file, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
         meta = orjson.loads(arrays.pop("meta").tobytes())
-    except (OSError, ValueError, KeyError, orjson.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, orjson.JSONDecodeError) as exc:
         return None, f"unreadable ({exc})"
-    if meta.get("version") != VERSION or meta.get("spec") != _spec_key(spec):
+    if not isinstance(meta, dict) or meta.get("version") != VERSION or meta.get("spec") != _spec_key(spec):
         return None, "written for another version or log layout"
+    if any(len(array) != meta["count"] for array in arrays.values()) or len(meta["keys"]) not in (0, meta["count"]):
+        return None, "its arrays disagree with its count"
     if meta["covered"] > log_path.stat().st_size:
         return None, "covers more than the log holds"
     return Snapshot(meta["covered"], meta["crc"], meta["lines"], arrays, meta), ""

@@ -228,3 +228,17 @@ async def test_the_index_is_saved_while_running_so_a_crash_costs_only_the_tail(
     assert done.index.count == 60
     assert done.index.row_of("r42") == 42
     await log.close()
+
+
+async def test_a_damaged_snapshot_is_ignored_and_the_log_replayed(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    log = await opened(path)
+    await log.append([record(0), record(1)])
+    await log.close()
+    index_file = snapshot_path(path)
+    index_file.write_bytes(index_file.read_bytes()[:-100])
+    with capture_logs() as logs:
+        again = await opened(path)
+    assert [r["n"] for r in await all_records(again)] == [0, 1]
+    assert any("snapshot not used" in entry["event"] for entry in logs)
+    await again.close()
