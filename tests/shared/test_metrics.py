@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.pathwayd.app import create_app as create_pathwayd
 from shared.app import service_app
 from shared.metrics import ProviderMetrics, StorageMetrics
+from shared.runner import load_factory
+from shared.topology import SERVICES
 from tests.support.fixtures import ConfigFactory
 from tests.support.servers import app_client
 
@@ -77,3 +80,12 @@ async def test_provider_and_storage_helpers_join_the_exposition(make_config: Con
     assert parsed[("lakehouse_chat_tokens_total", frozenset({("provider", "ollama"), ("kind", "completion")}))] == 7
     assert parsed[("lakehouse_storage_bytes_total", frozenset({("backend", "local"), ("direction", "in")}))] == 1000
     assert parsed[("lakehouse_storage_bytes_total", frozenset({("backend", "local"), ("direction", "out")}))] == 250
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+async def test_every_service_and_the_gateway_answer_metrics(make_config: ConfigFactory, name: str) -> None:
+    async with app_client(load_factory(name)(make_config())) as client:
+        await client.get("/health")
+        scrape = await client.get("/metrics")
+    assert scrape.status_code == 200
+    assert requests_total(samples(scrape.text), service=name, route="/health", status="200") == 1
