@@ -26,7 +26,6 @@ from shared.types import Scope
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds; from a proxied hello (~0.1 ms) to a slow chat completion.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180)
-# Any other method string a client sends is counted as "other", so a client cannot grow the label set.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 # Set by the gateway's proxy in the request scope: the family forwarded to, and an upstream failure's kind.
@@ -87,7 +86,7 @@ class Metrics:
             else None
         )
         self.family = family
-        self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._children: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
     @property
     def register_to(self) -> CollectorRegistry | None:
@@ -99,23 +98,30 @@ class Metrics:
         route = scope.get("route")
         method = scope["method"]
         if method not in METHODS:
+            # Any other method string a client sends is counted as "other", so a client cannot grow the label set.
             method = "other"
-        if self.family:
-            family = scope.get(FAMILY_KEY, "")
-            template = f"/v1/{family}/{{path:path}}" if family else getattr(route, "path", UNMATCHED)
-            key: tuple[str, ...] = (template, method, str(status), family)
-        else:
-            key = (getattr(route, "path", UNMATCHED), method, str(status))
+        family = scope.get(FAMILY_KEY, "") if self.family else None
+        # Keyed by the route (its identity: the app holds its routes for life) and the raw values, so the label
+        # strings are built once per combination.
+        key = (id(route), method, status, family)
         children = self._children.get(key)
         if children is None:
+            labels = self._labels(route, method, status, family)
             children = self._children[key] = (
-                self.requests.labels(self.service, *key),
-                self.duration.labels(self.service, *key),
+                self.requests.labels(self.service, *labels),
+                self.duration.labels(self.service, *labels),
             )
         children[0].inc()
         children[1].observe(seconds)
         if self.upstream_errors is not None and UPSTREAM_ERROR_KEY in scope:
             self.upstream_errors.labels(scope.get(FAMILY_KEY, ""), scope[UPSTREAM_ERROR_KEY]).inc()
+
+    @staticmethod
+    def _labels(route: Any, method: str, status: int, family: str | None) -> tuple[str, ...]:
+        if family is None:
+            return (getattr(route, "path", UNMATCHED), method, str(status))
+        template = f"/v1/{family}/{{path:path}}" if family else getattr(route, "path", UNMATCHED)
+        return (template, method, str(status), family)
 
     def exposition(self) -> bytes:
         if not self.multiprocess_path:
