@@ -65,7 +65,7 @@ async def test_counters_add_up_across_gateway_workers(tmp_path: Path) -> None:
         }
         gateway_process = start_gateway(env)
         try:
-            await asyncio.to_thread(wait_for_http, gateway + "/health", gateway_process)
+            await asyncio.to_thread(wait_for_http, gateway + "/health", gateway_process, timeout_secs=120)
             auth = {"Authorization": "Bearer tok"}
             # No keep-alive: a new connection per request, so the kernel hands them to both workers.
             fresh = httpx.Limits(max_keepalive_connections=0)

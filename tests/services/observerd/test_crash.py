@@ -16,6 +16,8 @@ from tests.support.net import free_port, wait_for_http
 
 WRITERS = 8
 KILL_AFTER_ACKS = 300
+# Generous: the machine running the suite may be busy; a start is waited for, never timed.
+STARTUP_SECS = 120
 
 
 def start(path: Path, port: int) -> subprocess.Popen[bytes]:
@@ -85,11 +87,11 @@ async def test_kill_9_mid_load_loses_no_acknowledged_op(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     process = start(path, port)
     try:
-        await asyncio.to_thread(wait_for_http, url + "/health", process)
+        await asyncio.to_thread(wait_for_http, url + "/health", process, timeout_secs=STARTUP_SECS)
         acked, sent = await hammer(url, process)
         assert process.wait(timeout=10) == -signal.SIGKILL
         process = start(path, port)
-        await asyncio.to_thread(wait_for_http, url + "/health", process)
+        await asyncio.to_thread(wait_for_http, url + "/health", process, timeout_secs=STARTUP_SECS)
         items = await read_all(url)
     finally:
         process.kill()
