@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from shared.types import Scope
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROCESS_PREFIX = "lakehouse-metrics-"
 # Seconds; from a proxied hello (~0.1 ms) to a slow chat completion.
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 180)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -33,11 +35,31 @@ FAMILY_KEY = "lakehouse.family"
 UPSTREAM_ERROR_KEY = "lakehouse.upstream_error"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_dirs(root: Path) -> None:
+    """Remove the directories of runs whose parent process is gone (it was killed before it could clean up)."""
+    for entry in root.glob(f"{MULTIPROCESS_PREFIX}*-*"):
+        pid = entry.name.removeprefix(MULTIPROCESS_PREFIX).partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 @contextmanager
 def multiprocess_dir() -> Iterator[str]:
     """A fresh directory for one run of forked workers' metrics, named in the environment the workers inherit,
-    and removed when they are all gone (a new run never sums a previous run's files)."""
-    path = tempfile.mkdtemp(prefix="lakehouse-metrics-")
+    and removed when they are all gone (a new run never sums a previous run's files). It is named after this
+    process, so a later run can remove it if this one is killed outright."""
+    path = tempfile.mkdtemp(prefix=f"{MULTIPROCESS_PREFIX}{os.getpid()}-")
+    sweep_stale_dirs(Path(path).parent)
     previous = os.environ.get(MULTIPROCESS_ENV)
     os.environ[MULTIPROCESS_ENV] = path
     try:

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.pathwayd.app import create_app as create_pathwayd
 from shared.app import service_app
-from shared.metrics import ProviderMetrics, StorageMetrics
+from shared.metrics import MULTIPROCESS_ENV, ProviderMetrics, StorageMetrics, multiprocess_dir
 from shared.runner import load_factory
 from shared.topology import SERVICES
 from tests.support.fixtures import ConfigFactory
@@ -89,3 +94,22 @@ async def test_every_service_and_the_gateway_answer_metrics(make_config: ConfigF
         scrape = await client.get("/metrics")
     assert scrape.status_code == 200
     assert requests_total(samples(scrape.text), service=name, route="/health", status="200") == 1
+
+
+def test_multiprocess_dir_is_removed_and_sweeps_dirs_of_killed_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f"lakehouse-metrics-{gone.pid}-abc"
+    live = tmp_path / f"lakehouse-metrics-{os.getpid()}-def"
+    stale.mkdir()
+    live.mkdir()
+    with multiprocess_dir() as path:
+        assert os.environ[MULTIPROCESS_ENV] == path
+        assert Path(path).parent == tmp_path
+        assert not stale.exists()
+        assert live.exists()  # its process still runs: not ours to remove
+    assert not Path(path).exists()
+    assert MULTIPROCESS_ENV not in os.environ
