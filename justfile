@@ -53,3 +53,7 @@ bench-chatd *args:
 # Soak (not in verify): N minutes at c64 through the gateway, 5% of clients aborting mid-body; RSS, sockets, 5xx
 soak *args:
     uv run python -m scripts.soak {{args}}
+
+# Log benchmark: observerd appends/s with fsync on (c1, c16) and the replay time of a generated 1 GiB log
+bench-logs *args:
+    uv run python -m scripts.bench_logs {{args}}

@@ -17,6 +17,7 @@ from gateway.health import PROBE_TIMEOUT_SECS, probe_all
 from gateway.proxy import Family, FamilyProxy
 from shared.app import service_app
 from shared.config import LakehouseConfig
+from shared.metrics import Metrics
 from shared.topology import FAMILY_PREFIX, upstreams
 from shared.upstream import UpstreamPool
 
@@ -88,4 +89,5 @@ def create_app(config: LakehouseConfig) -> Starlette:
         [Route("/v1/health", v1_health, methods=["GET"])],
         lifespan=lifespan,
         front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact)],
+        metrics=Metrics("gateway", family=True),
     )

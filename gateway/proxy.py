@@ -11,6 +11,7 @@ import structlog
 
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import send_error
+from shared.metrics import FAMILY_KEY, UPSTREAM_ERROR_KEY
 from shared.topology import FAMILY_PREFIX
 from shared.types import ASGIApp, Message, Receive, Scope, Send
 from shared.upstream import (
@@ -110,6 +111,7 @@ class FamilyProxy:
                 else:
                     await send_error(send, "not_found", f"no gateway family for {path}; known: {self.known}")
                 return
+        scope[FAMILY_KEY] = family.name
         raw_path: bytes = scope.get("raw_path") or path.encode()
         if has_dot_dot_segment(raw_path):
             await send_error(send, "invalid_request", "path contains a '..' segment")
@@ -180,6 +182,7 @@ class FamilyProxy:
                 scope["method"].encode(), target, headers, body, header_timeout_secs=family.header_timeout_secs
             )
         except UpstreamError as exc:
+            scope[UPSTREAM_ERROR_KEY] = exc.code.removeprefix("upstream_")
             await send_error(send, exc.code, f"{where}: {exc}")
             return
         watch.start()
@@ -197,6 +200,7 @@ class FamilyProxy:
         except UpstreamError as exc:
             # Headers are gone already: ending without the final body message makes the server drop the
             # connection, so the client sees a truncated response, never a falsely complete one.
+            scope[UPSTREAM_ERROR_KEY] = "mid_body"
             self.log.warning("upstream failed mid-response", family=family.name, error=str(exc))
         finally:
             response.release()

@@ -15,6 +15,7 @@ gateway=$($PY -c "
 import tomllib; print('http://' + tomllib.load(open('$work/lakehouse.toml', 'rb'))['gateway']['bind'])")
 
 echo "starting the stack (log: $work/up.log)"
+LH_PATHWAYD__PERSIST_PATH="$work/pathway.jsonl" LH_OBSERVERD__PERSIST_PATH="$work/ops.jsonl" \
 env -u OLLAMA_CLOUD_KEY -u OPENROUTER_API_KEY -u OPENCODE_API_KEY -u KIMI_API_KEY \
     $PY -m shared.cli up --config "$work/lakehouse.toml" >"$work/up.log" 2>&1 &
 up_pid=$!
@@ -30,7 +31,7 @@ check "/v1/health: gateway and all ten upstreams up" \
     test "$STATUS:$(json 'b["status"], len(b["services"]), all(s["status"] == "ok" for s in b["services"].values())')" \
     = "200:ok 10 True"
 
-for family in storage catalog ingest sql vectors embed pathway matrix observer; do
+for family in storage catalog ingest sql vectors embed matrix; do
     request GET "$gateway/v1/$family/anything?x=1"
     check "/v1/$family → 501 not_implemented from its stub" \
         test "$STATUS:$(json 'b["error"]["code"]')" = "501:not_implemented"
@@ -63,6 +64,26 @@ check "/v1/models through the gateway: an OpenAI model list" \
 request GET "$gateway/v1/chat/providers"
 check "/v1/chat/providers through the gateway lists ollama" \
     test "$STATUS:$(json '[p["name"] for p in b["providers"]]')" = "200:['ollama']"
+
+request POST "$gateway/v1/pathway/traces" '{"kind": "smoke", "steps": [{"name": "one", "output": 1}], "id": "smoke-1"}'
+check "/v1/pathway/traces: a trace written through the gateway" test "$STATUS:$(json 'b["id"], b["seq"]')" = "201:smoke-1 1"
+request GET "$gateway/v1/pathway/traces/smoke-1"
+check "/v1/pathway/traces/smoke-1: the trace read back" \
+    test "$STATUS:$(json 'b["kind"], b["steps"][0]["output"]')" = "200:smoke 1"
+
+request POST "$gateway/v1/observer/ops" '{"service": "smoke", "op": "check", "status": "ok", "duration_ms": 2}'
+check "/v1/observer/ops: an op written through the gateway" test "$STATUS:$(json 'b["seq"]')" = "201:1"
+request GET "$gateway/v1/observer/ops?service=smoke"
+check "/v1/observer/ops?service=smoke: the op read back" \
+    test "$STATUS:$(json '[(i["op"], i["duration_ms"]) for i in b["items"]], b["next"]')" = "200:[('check', 2.0)] None"
+
+scraped=$(curl -sS "$gateway/metrics")
+counted=$(printf '%s' "$scraped" | $PY -c "
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+print(sum(s.value for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples
+          if s.name == 'lakehouse_http_requests_total' and s.labels.get('family') in ('pathway', 'observer')))")
+check "gateway /metrics: parsed, counts the 4 pathway and observer requests" test "$counted" = "4.0"
 
 ports=$($PY -c "
 import tomllib; c = tomllib.load(open('$work/lakehouse.toml', 'rb'))

@@ -19,6 +19,7 @@ from shared.errors import LakehouseError, handle_http_exception, handle_lakehous
 from shared.guard import GuardMiddleware
 from shared.host import HostHeaderMiddleware
 from shared.logging import AccessLogMiddleware
+from shared.metrics import Metrics, metrics_route
 from shared.sections import split_bind
 
 
@@ -61,15 +62,19 @@ def service_app(
     *,
     lifespan: Lifespan[Starlette] | None = None,
     front: Sequence[Middleware] = (),
+    metrics: Metrics | None = None,
 ) -> Starlette:
-    """A Starlette app for `service` with GET /health, auth, request ids, access lines, Host checks, JSON errors.
+    """A Starlette app for `service` with GET /health, GET /metrics, auth, request ids, access lines, Host checks and
+    JSON errors.
 
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
+    `app.state.metrics` is where a service adds its own metrics (shared/metrics.py).
     """
+    metrics = metrics or Metrics(service)
     app = ServiceApp(
         service=service,
         front=[
-            Middleware(AccessLogMiddleware, service=service),
+            Middleware(AccessLogMiddleware, service=service, observe=metrics.observe),
             Middleware(HostHeaderMiddleware),
             Middleware(
                 AuthMiddleware,
@@ -79,7 +84,7 @@ def service_app(
             ),
             *front,
         ],
-        routes=[health_route(service), *routes],
+        routes=[health_route(service), metrics_route(metrics), *routes],
         exception_handlers={
             LakehouseError: handle_lakehouse_error,
             HTTPException: handle_http_exception,
@@ -88,4 +93,5 @@ def service_app(
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.metrics = metrics
     return app

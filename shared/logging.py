@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import orjson
@@ -129,9 +129,13 @@ class AccessLogMiddleware:
     """Keeps a sane client X-Request-ID (or makes one), puts it in the request headers so the gateway forwards it,
     echoes it in the response, binds it to the log context and writes one access line per request."""
 
-    def __init__(self, app: ASGIApp, *, service: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: str, observe: Callable[[Scope, int, float], None] | None = None
+    ) -> None:
         self.app = app
         self.service = service
+        # The metrics hook: it needs the same status and duration, so it rides on this middleware's wrapper.
+        self.observe = observe
         self.log = structlog.get_logger("access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -162,6 +166,9 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            if self.observe is not None:
+                self.observe(scope, status, elapsed)
             quiet = status == 200 and scope["path"] in QUIET_PATHS
             (self.log.debug if quiet else self.log.info)(
                 "request",
@@ -169,6 +176,6 @@ class AccessLogMiddleware:
                 method=scope["method"],
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=round(elapsed * 1000, 3),
             )
             structlog.contextvars.unbind_contextvars("request_id")

@@ -17,6 +17,7 @@ import uvicorn
 from shared.auth import is_loopback
 from shared.config import LakehouseConfig
 from shared.http_protocol import ServerLimits, protocol_class
+from shared.metrics import multiprocess_dir
 from shared.sections import split_bind
 from shared.topology import SERVICES
 from shared.workers import linux_only, supervise_workers
@@ -140,7 +141,8 @@ def serve(service: str, config: LakehouseConfig) -> None:
     raise_open_files_limit(config.gateway.max_connections)
     workers = (config.gateway.workers or os.cpu_count() or 1) if service == "gateway" else 1
     if workers > 1:
-        serve_forked(service, config, workers)
+        with multiprocess_dir():  # the workers' metrics add up in one per-run directory
+            serve_forked(service, config, workers)
     elif not _run_server(service, config):
         raise SystemExit(1)
 

@@ -96,6 +96,8 @@ class EmbeddConfig(ServiceSection):
 
 class PathwaydConfig(ServiceSection):
     persist_path: str = Field("", description='JSONL log path; "" = in-memory only')
+    max_record_bytes: int = Field(1 << 20, ge=1024, description="largest trace as stored, in bytes (bigger: 400)")
+    max_body_bytes: int = Field(16 << 20, ge=1024, description="largest request body, in bytes (bigger: 413)")
 
 
 class MatrixdConfig(ServiceSection):
@@ -105,6 +107,8 @@ class MatrixdConfig(ServiceSection):
 
 class ObserverdConfig(ServiceSection):
     persist_path: str = Field("", description='JSONL ops log path; "" = in-memory only')
+    max_record_bytes: int = Field(1 << 20, ge=1024, description="largest op as stored, in bytes (bigger: 400)")
+    max_body_bytes: int = Field(16 << 20, ge=1024, description="largest request body (a batch), in bytes (bigger: 413)")
 
 
 class ChatdConfig(ServiceSection):
