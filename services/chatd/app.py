@@ -29,6 +29,7 @@ from shared.app import service_app
 from shared.body import is_json_content_type, read_capped
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
+from shared.metrics import Metrics, ProviderMetrics
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -131,4 +132,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         Route("/v1/chat/providers", providers, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
     ]
-    return service_app("chatd", config, routes, lifespan=lifespan)
+    metrics = Metrics("chatd")
+    app = service_app("chatd", config, routes, lifespan=lifespan, metrics=metrics)
+    app.state.provider_metrics = ProviderMetrics(metrics)
+    return app

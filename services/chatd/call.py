@@ -13,6 +13,7 @@ from services.chatd.dispatch import Attempt, Dispatcher, Target
 from services.chatd.streams import Batches, Totals, attempts_text
 from services.chatd.types import ChatRequest, Completion, Delta
 from shared.errors import LakehouseError
+from shared.metrics import ProviderMetrics
 
 
 def routed_headers(target: Target) -> dict[str, str]:
@@ -48,6 +49,14 @@ class Call:
             fields.update(provider=provider, model=model)
         if len(self.attempts) > 1:
             fields["attempts"] = attempts_text(self.attempts)
+        if "provider" in fields:
+            provider_metrics: ProviderMetrics = self.request.app.state.provider_metrics
+            provider_metrics.record(
+                fields["provider"],
+                error=None if status == "ok" else status,
+                prompt_tokens=totals.prompt_tokens,
+                completion_tokens=totals.completion_tokens,
+            )
         log = structlog.get_logger("chatd")
         (log.info if status == "ok" else log.warning)("chat", **fields)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.responses import JSONResponse, Response
 from structlog.testing import capture_logs
 
@@ -299,3 +300,33 @@ async def test_one_log_line_per_dispatched_call(ollama_upstream: Upstream) -> No
 async def test_health() -> None:
     async with chatd() as client:
         assert (await client.get("/health")).json() == {"status": "ok", "service": "chatd"}
+
+
+def chat_samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name.startswith("lakehouse_chat_")
+    }
+
+
+async def test_metrics_count_calls_and_tokens_per_provider(ollama_upstream: Upstream) -> None:
+    async with chatd(ollama_url=ollama_upstream.url) as client:
+        for _ in range(2):
+            assert (await client.post("/v1/chat", json={"model": "qwen3.5:latest", "messages": HI})).status_code == 200
+        samples = chat_samples((await client.get("/metrics")).text)
+    assert samples[("lakehouse_chat_requests_total", (("provider", "ollama"),))] == 2
+    assert samples[("lakehouse_chat_tokens_total", (("kind", "prompt"), ("provider", "ollama")))] == 4
+    assert samples[("lakehouse_chat_tokens_total", (("kind", "completion"), ("provider", "ollama")))] == 6
+    assert not [key for key in samples if key[0] == "lakehouse_chat_errors_total"]
+
+
+async def test_metrics_count_errors_per_provider_and_code() -> None:
+    async with chatd(ollama_url=f"http://127.0.0.1:{free_port()}") as client:
+        response = await client.post("/v1/chat", json={"model": "qwen3.5:latest", "messages": HI})
+        assert response.status_code == 502
+        samples = chat_samples((await client.get("/metrics")).text)
+    assert samples[("lakehouse_chat_requests_total", (("provider", "ollama"),))] == 1
+    errors = (("code", "upstream_unavailable"), ("provider", "ollama"))
+    assert samples[("lakehouse_chat_errors_total", errors)] == 1
