@@ -49,3 +49,7 @@ bench *args:
 # chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
+
+# storaged benchmark: 256 MiB PUT/GET MB/s direct, through the gateway and `cp` on the same disk; 4 KiB GET req/s at c16
+bench-storage *args:
+    uv run python -m scripts.bench_storage {{args}}
