@@ -57,3 +57,7 @@ soak *args:
 # Log benchmark: observerd appends/s with fsync on (c1, c16) and the replay time of a generated 1 GiB log
 bench-logs *args:
     uv run python -m scripts.bench_logs {{args}}
+
+# storaged benchmark: 256 MiB PUT/GET MB/s direct, through the gateway and `cp` on the same disk; 4 KiB GET req/s at c16
+bench-storage *args:
+    uv run python -m scripts.bench_storage {{args}}

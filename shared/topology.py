@@ -21,8 +21,8 @@ from shared.sections import (
     ObserverdConfig,
     PathwaydConfig,
     QuerydConfig,
-    ServiceConfig,
     ServiceSection,
+    StoragedConfig,
     VectordConfig,
 )
 
@@ -77,7 +77,7 @@ SERVICES: dict[str, Service] = {
     s.name: s
     for s in (
         Service(GATEWAY, "gateway.app:create_app", GatewayConfig, 3110),
-        Service("storaged", _factory("storaged"), ServiceConfig, 3211, "/v1/storage", timeout_secs=300.0),
+        Service("storaged", _factory("storaged"), StoragedConfig, 3211, "/v1/storage", timeout_secs=300.0),
         Service("catalogd", _factory("catalogd"), CatalogConfig, 3212, "/v1/catalog", timeout_secs=30.0),
         Service("ingestd", _factory("ingestd"), IngestConfig, 3213, "/v1/ingest", timeout_secs=600.0),
         Service("queryd", _factory("queryd"), QuerydConfig, 3214, "/v1/sql", timeout_secs=300.0),
