@@ -127,21 +127,30 @@ class Engine:
         assert self.data_root is not None
         return str(self.data_root.resolve() / key)
 
-    def set_views(self, views: Sequence[View]) -> None:
-        """Make the views exactly `views` (blocking: call off the event loop)."""
+    def set_views(self, views: Sequence[View]) -> dict[str, str]:
+        """Make the views exactly `views` (blocking: call off the event loop); {name: error} for those DuckDB refused.
+
+        A refused view keeps its previous version, if it had one, so one bad dataset never hides the others.
+        """
         wanted = {v.name: v for v in views}
+        failed: dict[str, str] = {}
         with self._lock:
             for view in views:
                 if self.views.get(view.name) == view:
                     continue
                 files = ", ".join(_literal(self.location(f)) for f in view.files)
-                self._con.execute(
-                    f"CREATE OR REPLACE VIEW {_quote(view.name)} AS SELECT * FROM read_parquet([{files}])"
-                )
+                try:
+                    self._con.execute(
+                        f"CREATE OR REPLACE VIEW {_quote(view.name)} AS SELECT * FROM read_parquet([{files}])"
+                    )
+                except duckdb.Error as exc:
+                    failed[view.name] = str(exc)
+                    continue
                 self.views[view.name] = view
             for name in [n for n in self.views if n not in wanted]:
                 self._con.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
                 del self.views[name]
+        return failed
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
