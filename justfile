@@ -49,3 +49,11 @@ bench *args:
 # chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
+
+# Ingest benchmark: a generated 200 MiB CSV through the gateway vs pyarrow and DuckDB in-process; ingestd's peak RSS
+bench-ingest *args:
+    uv run python -m scripts.bench_ingest {{args}}
+
+# SQL benchmark: small-aggregate p50/p99 and full-scan Arrow MB/s, through the gateway vs in-process DuckDB (10M rows)
+bench-sql *args:
+    uv run python -m scripts.bench_sql {{args}}
