@@ -111,16 +111,21 @@ def create_app(config: LakehouseConfig) -> Starlette:
         body = await read_json(request, SqlRequest, max_bytes=MAX_SQL_BODY)
         check_read_only(body.sql)
         query = Query(request.app.state.engine, body.sql, body.params, section.query_timeout_secs)
+        if fmt == "json":
+            try:
+                await anyio.to_thread.run_sync(query.start, limiter=limiter)
+                result = await anyio.to_thread.run_sync(json_result, query, body.max_rows, limiter=limiter)
+            finally:
+                query.close()
+            result["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            return Response(dumps(result), media_type=MEDIA_TYPES[fmt])
         try:
             await anyio.to_thread.run_sync(query.start, limiter=limiter)
-            if fmt == "json":
-                result = await anyio.to_thread.run_sync(json_result, query, body.max_rows, limiter=limiter)
-                result["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
-                return Response(dumps(result), media_type=MEDIA_TYPES[fmt])
             chunks = await anyio.to_thread.run_sync(stream_result, query, fmt, limiter=limiter)
         except BaseException:
             query.close()
             raise
+        # From here the stream owns the query and closes it when it ends, fails or the client goes away.
         return StreamingResponse(_drain(chunks, query, limiter), media_type=MEDIA_TYPES[fmt])
 
     async def datasets(request: Request) -> JSONResponse:

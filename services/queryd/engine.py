@@ -7,6 +7,7 @@ configuration is locked so no SQL can undo it. Statement types are checked separ
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import tempfile
@@ -177,7 +178,8 @@ class Query:
 
     def _interrupt(self) -> None:
         self.timed_out = True
-        self.cursor.interrupt()
+        with contextlib.suppress(duckdb.Error):  # the query may have just finished and closed
+            self.cursor.interrupt()
 
     def start(self) -> None:
         self._timer.start()
