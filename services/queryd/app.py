@@ -15,6 +15,7 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -30,6 +31,7 @@ from shared.body import read_json
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 from shared.remote import RemoteError
+from shared.startup import StartupErrorMiddleware
 
 MAX_SQL_BODY = 1 << 20
 # Queries wait for a worker thread here, not in anyio's shared pool that every other blocking call uses.
@@ -143,7 +145,9 @@ def create_app(config: LakehouseConfig) -> Starlette:
         Route("/v1/sql/datasets", datasets, methods=["GET"]),
         Route("/v1/sql/refresh", refresh, methods=["POST"]),
     ]
-    return service_app("queryd", config, routes, lifespan=lifespan)
+    return service_app(
+        "queryd", config, routes, lifespan=lifespan, front=[Middleware(StartupErrorMiddleware, service="queryd")]
+    )
 
 
 def _views(engine: Engine) -> dict[str, Any]:

@@ -21,11 +21,12 @@ import duckdb
 import pyarrow as pa
 
 from shared.errors import LakehouseError
+from shared.startup import StartupFailed
 
 BATCH_ROWS = 122_880  # a multiple of DuckDB's 2048-row vectors
 
 
-class StartupError(Exception):
+class StartupError(StartupFailed):
     """queryd cannot start; the message is the one line the operator needs."""
 
 
@@ -35,12 +36,12 @@ def httpfs_extension_path() -> Path:
     version = duckdb.__version__
     hint = f"install it with `uv add duckdb-extension-httpfs=={version}` (it must match duckdb {version} exactly)"
     if spec is None or not spec.submodule_search_locations:
-        raise StartupError(f"queryd: the DuckDB httpfs extension package is not installed; {hint}")
+        raise StartupError(f"the DuckDB httpfs extension package is not installed; {hint}")
     for location in spec.submodule_search_locations:
         path = Path(location) / "extensions" / f"v{version}" / "httpfs.duckdb_extension"
         if path.is_file():
             return path
-    raise StartupError(f"queryd: duckdb-extension-httpfs holds no httpfs for duckdb v{version}; {hint}")
+    raise StartupError(f"duckdb-extension-httpfs holds no httpfs for duckdb v{version}; {hint}")
 
 
 @dataclass(frozen=True)

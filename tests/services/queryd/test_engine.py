@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.queryd.classify import check_read_only
-from services.queryd.engine import Engine, Query, View
+from services.queryd.engine import Engine, Query, StartupError, View, httpfs_extension_path
 from services.queryd.formats import json_result
 from shared.errors import LakehouseError
 
@@ -207,3 +207,21 @@ def test_queries_run_concurrently_on_their_own_cursors(engine: Engine) -> None:
     for t in threads:
         t.join()
     assert results == [[[3]]] * 20
+
+
+def test_out_of_memory_is_a_clear_error_and_the_engine_keeps_serving() -> None:
+    engine = Engine(threads=1, memory_limit="64MB", data_root=None, s3=None)
+    try:
+        with pytest.raises(LakehouseError) as caught:
+            run(engine, "select list(i) from range(30000000) t(i)")
+        assert caught.value.code == "invalid_request"
+        assert "more memory than memory_limit" in caught.value.message
+        assert run(engine, "select 42")["rows"] == [[42]]
+    finally:
+        engine.close()
+
+
+def test_a_missing_httpfs_package_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(StartupError, match=r"duckdb-extension-httpfs==1\.5\.5"):
+        httpfs_extension_path()
