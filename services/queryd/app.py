@@ -115,8 +115,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         query = Query(request.app.state.engine, body.sql, body.params, section.query_timeout_secs)
         if fmt == "json":
             try:
-                await anyio.to_thread.run_sync(query.start, limiter=limiter)
-                result = await anyio.to_thread.run_sync(json_result, query, body.max_rows, limiter=limiter)
+                result = await anyio.to_thread.run_sync(_run_json, query, body.max_rows, limiter=limiter)
             finally:
                 query.close()
             result["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -153,6 +152,12 @@ def create_app(config: LakehouseConfig) -> Starlette:
 def _views(engine: Engine) -> dict[str, Any]:
     views = sorted(engine.views.values(), key=lambda v: v.name)
     return {"datasets": [{"name": v.name, "version": v.version, "files": len(v.files)} for v in views]}
+
+
+def _run_json(query: Query, max_rows: int) -> dict[str, Any]:
+    # One hop to the worker thread for the whole small-result path.
+    query.start()
+    return json_result(query, max_rows)
 
 
 def _next(chunks: Iterator[bytes]) -> bytes | None:
