@@ -5,6 +5,7 @@ commit the version to catalogd; on any failure delete every object already uploa
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,13 +21,14 @@ from services.catalogd.schemas import Column, DataFile
 from services.ingestd.convert import Converted, Layout, convert, schema_fields
 from services.ingestd.options import Format, IngestOptions
 from services.ingestd.parquet_writer import Part
-from services.ingestd.spool import Spool
+from services.ingestd.spool import Spool, SpoolAborted
 from services.storaged.client import StoragedClient, StorageError
 from shared.errors import LakehouseError
 
 SPOOL_WRITE_BYTES = 1 << 20
 UPLOAD_CHUNK = 1 << 20
 PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+UPLOAD_BACKLOG = 1  # finished parts queued or uploading at once; the parser holds the next one until a slot frees
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Ingest:
             await anyio.to_thread.run_sync(spool.append, b"".join(pending))
         spool.finish()
 
-    async def _upload(self, run: str, parts: asyncio.Queue[Part | None]) -> None:
+    async def _upload(self, run: str, parts: asyncio.Queue[Part | None], slots: threading.Semaphore) -> None:
         while (part := await parts.get()) is not None:
             try:
                 key = self.key(run, part)
@@ -75,16 +77,23 @@ class Ingest:
                 await self.storage.put(key, _file_chunks(part), content_type=PARQUET_MEDIA_TYPE, size=part.bytes)
             finally:
                 part.path.unlink(missing_ok=True)
+                slots.release()
 
     async def run(self, source: Source) -> dict[str, Any]:
         started = time.perf_counter()
         run = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:12]
         spool = Spool(self.temp_dir)
         parts: asyncio.Queue[Part | None] = asyncio.Queue()
+        slots = threading.Semaphore(UPLOAD_BACKLOG)
         loop = asyncio.get_running_loop()
         converted: Converted | None = None
 
         def on_part(part: Part) -> None:
+            # Backpressure: the parser waits while UPLOAD_BACKLOG parts are queued, so temp disk stays bounded.
+            while not slots.acquire(timeout=0.1):
+                if spool.aborted:
+                    part.path.unlink(missing_ok=True)
+                    raise SpoolAborted("the ingest was aborted")
             loop.call_soon_threadsafe(parts.put_nowait, part)
 
         async def conversion(fmt: Format) -> None:
@@ -103,7 +112,7 @@ class Ingest:
             try:
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(_aborting, spool, conversion(fmt))
-                    tasks.start_soon(_aborting, spool, self._upload(run, parts))
+                    tasks.start_soon(_aborting, spool, self._upload(run, parts, slots))
                     await _aborting(spool, self._receive(source.chunks, spool))
             except BaseExceptionGroup as group:
                 raise _first_error(group) from None
