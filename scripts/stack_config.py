@@ -1,6 +1,9 @@
 """Writes a lakehouse.toml that puts the whole stack on free loopback ports (for smokes and tests).
 
-usage: python -m scripts.stack_config OUT.toml [OLLAMA_URL]
+usage: python -m scripts.stack_config OUT.toml [OLLAMA_URL [DATA_DIR]]
+
+Every service's `<other>_url` key (catalogd's storaged_url, ...) points at that other service's port; with DATA_DIR,
+storaged keeps its objects under it instead of ./lakehouse-data.
 """
 
 from __future__ import annotations
@@ -8,17 +11,28 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
+from shared.config import LakehouseConfig
 from shared.topology import SERVICES
 from tests.support.net import free_ports
 
 NO_KEY = "/nonexistent/lakehouse-smoke.env"
 
 
-def stack_config(ollama_url: str) -> str:
+def stack_config(ollama_url: str, data_dir: str | None = None) -> str:
     ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     lines = []
     for name, port in ports.items():
         lines += [f"[{name}]", f'bind = "127.0.0.1:{port}"']
+        if name != "gateway":
+            section = LakehouseConfig.model_fields[name].annotation
+            keys = section.model_fields if isinstance(section, type) and issubclass(section, BaseModel) else {}
+            lines += [
+                f'{other}_url = "http://127.0.0.1:{ports[other]}"' for other in SERVICES if f"{other}_url" in keys
+            ]
+        if name == "storaged" and data_dir:
+            lines.append(f'root = "{Path(data_dir) / "objects"}"')
         if name == "chatd":
             lines.append(f'ollama_url = "{ollama_url}"')
             # No keys from this machine: only ollama registers, whatever /etc/lakehouse holds.
@@ -34,4 +48,5 @@ def stack_config(ollama_url: str) -> str:
 
 
 if __name__ == "__main__":
-    Path(sys.argv[1]).write_text(stack_config(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:11434"))
+    ollama = sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:11434"
+    Path(sys.argv[1]).write_text(stack_config(ollama, sys.argv[3] if len(sys.argv) > 3 else None))

@@ -10,7 +10,7 @@ fake_port=$(free_port)
 start "ollama fake" "$work/ollama.log" $PY -m tests.support.fakes.ollama --port "$fake_port"
 wait_healthy "http://127.0.0.1:$fake_port/api/tags" || exit 1
 
-$PY -m scripts.stack_config "$work/lakehouse.toml" "http://127.0.0.1:$fake_port"
+$PY -m scripts.stack_config "$work/lakehouse.toml" "http://127.0.0.1:$fake_port" "$work"
 gateway=$($PY -c "
 import tomllib; print('http://' + tomllib.load(open('$work/lakehouse.toml', 'rb'))['gateway']['bind'])")
 
@@ -30,7 +30,20 @@ check "/v1/health: gateway and all ten upstreams up" \
     test "$STATUS:$(json 'b["status"], len(b["services"]), all(s["status"] == "ok" for s in b["services"].values())')" \
     = "200:ok 10 True"
 
-for family in storage catalog ingest sql vectors embed pathway matrix observer; do
+printf 'smoke object %s\n' "$work" >"$work/object.txt"
+STATUS=$(curl -sS -o "$work/put.json" -w '%{http_code}' -X PUT -H 'content-type: text/plain' \
+    --data-binary @"$work/object.txt" "$gateway/v1/storage/objects/smoke/hello.txt")
+check "/v1/storage: PUT an object through the gateway → 201" test "$STATUS" = "201"
+STATUS=$(curl -sS -o "$work/got.txt" -w '%{http_code} %{content_type}' "$gateway/v1/storage/objects/smoke/hello.txt")
+check "/v1/storage: GET it back through the gateway, same bytes and type" \
+    test "$STATUS:$(cmp -s "$work/object.txt" "$work/got.txt" && echo same)" = "200 text/plain:same"
+check "/v1/storage: the object is a file under storaged's root" cmp -s "$work/object.txt" "$work/objects/smoke/hello.txt"
+
+request GET "$gateway/v1/catalog/datasets"
+check "/v1/catalog: the dataset list through the gateway (empty, catalogd on storaged)" \
+    test "$STATUS:$(json 'b["datasets"]')" = "200:[]"
+
+for family in ingest sql vectors embed pathway matrix observer; do
     request GET "$gateway/v1/$family/anything?x=1"
     check "/v1/$family → 501 not_implemented from its stub" \
         test "$STATUS:$(json 'b["error"]["code"]')" = "501:not_implemented"

@@ -1,10 +1,96 @@
+"""catalogd: versioned dataset manifests, every byte of them kept in storaged."""
+
 from __future__ import annotations
 
-from starlette.applications import Starlette
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.catalogd.catalog import Catalog, StoredVersion
+from services.catalogd.schemas import CommitRequest, DatasetList, VersionList, check_name
+from services.storaged.client import StoragedClient
+from shared.app import service_app
+from shared.body import read_json
 from shared.config import LakehouseConfig
-from shared.stub import stub_app
+from shared.errors import LakehouseError
+from shared.etags import etag_matches
+
+DATASETS = "/v1/catalog/datasets"
+MAX_COMMIT_BYTES = 16 << 20  # a commit lists files, not data: even 100k files fit
+
+
+def _name(request: Request) -> str:
+    name: str = request.path_params["name"]
+    try:
+        return check_name(name)
+    except ValueError as exc:
+        raise LakehouseError("invalid_request", str(exc)) from None
+
+
+def _json(body: str, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _manifest_json(version: StoredVersion) -> str:
+    # A stored version carries its mode too; the wire manifest is exactly the contract's fields.
+    return version.model_dump_json(exclude={"mode"})
 
 
 def create_app(config: LakehouseConfig) -> Starlette:
-    return stub_app("catalogd", config)
+    settings = config.catalogd
+    token = config.auth.token.get_secret_value()
+    state: dict[str, Catalog] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with StoragedClient(settings.storaged_url, token=token) as storage:
+            state["catalog"] = Catalog(storage)
+            yield
+
+    def catalog() -> Catalog:
+        return state["catalog"]
+
+    async def list_datasets(request: Request) -> Response:
+        body = DatasetList(datasets=await catalog().datasets()).model_dump_json()
+        etag = f'"{hashlib.sha256(body.encode()).hexdigest()[:32]}"'
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers={"etag": etag})
+        return _json(body, headers={"etag": etag})
+
+    async def get_manifest(request: Request) -> Response:
+        return _json(_manifest_json(await catalog().manifest(_name(request))))
+
+    async def list_versions(request: Request) -> Response:
+        return _json(VersionList(versions=await catalog().versions(_name(request))).model_dump_json())
+
+    async def get_version(request: Request) -> Response:
+        name = _name(request)
+        raw: str = request.path_params["version"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise LakehouseError("invalid_request", f"version must be a positive integer, got {raw[:40]!r}")
+        return _json(_manifest_json(await catalog().version(name, int(raw))))
+
+    async def commit(request: Request) -> Response:
+        name = _name(request)
+        body = await read_json(request, CommitRequest, max_bytes=MAX_COMMIT_BYTES)
+        return _json(_manifest_json(await catalog().commit(name, body)), status=201)
+
+    async def delete_dataset(request: Request) -> Response:
+        await catalog().delete(_name(request))
+        return Response(status_code=204)
+
+    routes = [
+        Route(DATASETS, list_datasets, methods=["GET"]),
+        Route(DATASETS + "/{name}", get_manifest, methods=["GET"]),
+        Route(DATASETS + "/{name}", delete_dataset, methods=["DELETE"]),
+        Route(DATASETS + "/{name}/versions", list_versions, methods=["GET"]),
+        Route(DATASETS + "/{name}/versions/{version}", get_version, methods=["GET"]),
+        Route(DATASETS + "/{name}/commits", commit, methods=["POST"]),
+    ]
+    return service_app("catalogd", config, routes, lifespan=lifespan)

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.storaged.backends import build_backend
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition, etag_matches
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition
 from services.storaged.keys import check_key, check_prefix
 from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, object_headers
@@ -22,6 +22,7 @@ from shared.app import service_app
 from shared.body import capped_stream
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
+from shared.etags import etag_matches
 from shared.startup import StartupErrorMiddleware
 
 OBJECTS = "/v1/storage/objects"

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from services.storaged.ranges import Span
 from shared.errors import LakehouseError
+from shared.etags import etag_matches
 from shared.startup import StartupFailed
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -107,11 +108,3 @@ def check_precondition(key: str, precondition: Precondition, current_etag: str |
     if precondition.if_match is not None and not etag_matches(precondition.if_match, current_etag):
         found = "it does not exist" if current_etag is None else f"its ETag is {current_etag}"
         raise LakehouseError("precondition_failed", f"If-Match failed for {key!r}: {found}")
-
-
-def etag_matches(header: str, etag: str | None) -> bool:
-    """An If-Match / If-None-Match list against the current ETag (`*` matches any existing object; W/ is ignored)."""
-    if etag is None:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag.removeprefix("W/") in tags

@@ -1,0 +1,281 @@
+"""The catalog: datasets as immutable, create-only version objects in storaged, and nothing anywhere else.
+
+Version N of dataset `d` is the object `_catalog/d/v<N, 10 digits>.json`, written with If-None-Match: *, so of two
+commits racing to make version N+1 exactly one succeeds; the other reads the new current version and tries again
+(or, when the caller named the version it expected, answers 409 version_conflict). The current version is the
+highest one listed. No state lives in the process, so a restarted catalogd, or several on one storaged, see the same
+catalog; the cache below holds only immutable objects, keyed by their ETag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from services.catalogd.schemas import (
+    Column,
+    CommitMode,
+    CommitRequest,
+    DataFile,
+    DatasetSummary,
+    Manifest,
+    VersionSummary,
+)
+from services.storaged.client import StoragedClient, StorageError
+from shared.errors import LakehouseError
+
+CATALOG_PREFIX = "_catalog/"
+MAX_COMMIT_ATTEMPTS = 500  # each lost race means another commit won: bounded only against a runaway
+CACHE_ENTRIES = 4096
+FILE_CHECKS_IN_FLIGHT = 16
+
+
+class StoredVersion(Manifest):
+    """A version object as stored: the manifest and how it was made."""
+
+    mode: CommitMode
+
+
+def version_key(name: str, version: int) -> str:
+    return f"{CATALOG_PREFIX}{name}/v{version:010d}.json"
+
+
+def parse_version_key(key: str) -> tuple[str, int] | None:
+    """(dataset, version) of a version object's key; None for anything else under the prefix."""
+    rest = key.removeprefix(CATALOG_PREFIX)
+    name, _, leaf = rest.partition("/")
+    if not (leaf.startswith("v") and leaf.endswith(".json") and leaf[1:-5].isdigit()):
+        return None
+    return name, int(leaf[1:-5])
+
+
+def _not_found(name: str) -> LakehouseError:
+    return LakehouseError("not_found", f"no dataset {name!r}")
+
+
+def _storage_failure(exc: StorageError) -> LakehouseError:
+    return LakehouseError(
+        "upstream_unavailable" if exc.code in ("upstream_unavailable", "upstream_timeout") else "upstream_error",
+        f"storaged: {exc.message}",
+    )
+
+
+def schema_difference(current: Sequence[Column], proposed: Sequence[Column]) -> list[str]:
+    """How `proposed` differs from `current`, one phrase per column; empty when they are the same."""
+    before = {c.name: c for c in current}
+    after = {c.name: c for c in proposed}
+    differences = [f"{n} is missing" for n in before if n not in after]
+    differences += [f"{n} is new" for n in after if n not in before]
+    for n, column in after.items():
+        old = before.get(n)
+        if old is not None and (old.type, old.nullable) != (column.type, column.nullable):
+            differences.append(
+                f"{n} is {column.type}{'' if column.nullable else ' not null'}, "
+                f"was {old.type}{'' if old.nullable else ' not null'}"
+            )
+    if not differences and [c.name for c in current] != [c.name for c in proposed]:
+        differences.append(f"column order is {[c.name for c in proposed]}, was {[c.name for c in current]}")
+    return differences
+
+
+def check_commit(request: CommitRequest) -> None:
+    names = [c.name for c in request.columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise LakehouseError("invalid_request", f"schema names a column more than once: {', '.join(duplicates)}")
+    keys = [f.key for f in request.files]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise LakehouseError("invalid_request", f"files lists a key more than once: {', '.join(repeated)}")
+    for key in keys:
+        if key.startswith(CATALOG_PREFIX):
+            raise LakehouseError("invalid_request", f"file key {key!r} is inside the catalog's own {CATALOG_PREFIX}")
+
+
+class Catalog:
+    def __init__(self, storage: StoragedClient) -> None:
+        self.storage = storage
+        self._cache: OrderedDict[str, tuple[str, StoredVersion]] = OrderedDict()
+
+    # --- reading -----------------------------------------------------------------------------------------------
+
+    async def _version_keys(self, prefix: str) -> list[tuple[str, int, str, str]]:
+        """(dataset, version, key, etag) of every version object under `prefix`, in key order."""
+        found = []
+        try:
+            async for info in self.storage.iter_objects(prefix, page_size=10_000):
+                parsed = parse_version_key(info.key)
+                if parsed is not None:
+                    found.append((parsed[0], parsed[1], info.key, info.etag))
+        except StorageError as exc:
+            raise _storage_failure(exc) from None
+        return found
+
+    async def _load(self, key: str, etag: str | None = None) -> StoredVersion | None:
+        cached = self._cache.get(key)
+        if cached is not None and etag is not None and cached[0] == etag:
+            self._cache.move_to_end(key)
+            return cached[1]
+        try:
+            async with self.storage.get(key) as obj:
+                data = b"".join([chunk async for chunk in obj.aiter_bytes()])
+                fetched_etag = obj.meta.etag
+        except StorageError as exc:
+            if exc.code == "not_found":
+                return None
+            raise _storage_failure(exc) from None
+        try:
+            version = StoredVersion.model_validate_json(data)
+        except ValidationError:
+            raise LakehouseError("internal_error", f"catalog object {key} is not a valid manifest") from None
+        self._cache[key] = (fetched_etag, version)
+        if len(self._cache) > CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+        return version
+
+    async def current(self, name: str) -> StoredVersion | None:
+        listed = await self._version_keys(f"{CATALOG_PREFIX}{name}/")
+        if not listed:
+            return None
+        _, _, key, etag = listed[-1]
+        return await self._load(key, etag)
+
+    async def manifest(self, name: str) -> StoredVersion:
+        found = await self.current(name)
+        if found is None:
+            raise _not_found(name)
+        return found
+
+    async def version(self, name: str, version: int) -> StoredVersion:
+        found = await self._load(version_key(name, version))
+        if found is None:
+            if await self.current(name) is None:
+                raise _not_found(name)
+            raise LakehouseError("not_found", f"dataset {name!r} has no version {version}")
+        return found
+
+    async def versions(self, name: str) -> list[VersionSummary]:
+        listed = await self._version_keys(f"{CATALOG_PREFIX}{name}/")
+        if not listed:
+            raise _not_found(name)
+        loaded = await asyncio.gather(*(self._load(key, etag) for _, _, key, etag in listed))
+        return [
+            VersionSummary(version=v.version, mode=v.mode, rows=v.rows, bytes=v.bytes, created_at=v.updated_at)
+            for v in loaded
+            if v is not None
+        ]
+
+    async def datasets(self) -> list[DatasetSummary]:
+        latest: dict[str, tuple[str, str]] = {}
+        for name, _, key, etag in await self._version_keys(CATALOG_PREFIX):
+            latest[name] = (key, etag)  # key order: the last one listed is the highest version
+        loaded = await asyncio.gather(*(self._load(key, etag) for key, etag in latest.values()))
+        return [
+            DatasetSummary(name=v.name, version=v.version, rows=v.rows, bytes=v.bytes, updated_at=v.updated_at)
+            for v in loaded
+            if v is not None
+        ]
+
+    # --- committing --------------------------------------------------------------------------------------------
+
+    async def _check_files(self, files: Sequence[DataFile]) -> None:
+        gate = asyncio.Semaphore(FILE_CHECKS_IN_FLIGHT)
+
+        async def check(file: DataFile) -> None:
+            async with gate:
+                try:
+                    meta = await self.storage.head(file.key)
+                except StorageError as exc:
+                    if exc.code == "not_found":
+                        raise LakehouseError("invalid_request", f"file {file.key!r} is not in storaged") from None
+                    if exc.code == "invalid_request":
+                        raise LakehouseError("invalid_request", f"file key {file.key!r}: {exc.message}") from None
+                    raise _storage_failure(exc) from None
+            if meta.size != file.bytes:
+                raise LakehouseError(
+                    "invalid_request",
+                    f"file {file.key!r} is {meta.size} bytes in storaged, the commit says {file.bytes}",
+                )
+
+        await asyncio.gather(*(check(f) for f in files))
+
+    def _next(self, name: str, request: CommitRequest, current: StoredVersion | None) -> StoredVersion:
+        current_version = current.version if current else 0
+        if request.mode == "create" and current is not None:
+            raise LakehouseError("already_exists", f"dataset {name!r} already exists (version {current.version})")
+        if request.expected_version is not None and request.expected_version != current_version:
+            raise LakehouseError(
+                "version_conflict",
+                f"dataset {name!r} is at version {current_version}, the commit expected {request.expected_version}",
+            )
+        files = list(request.files)
+        if request.mode == "append" and current is not None:
+            differences = schema_difference(current.columns, request.columns)
+            if differences:
+                raise LakehouseError(
+                    "schema_mismatch", f"append to {name!r} has a different schema: {'; '.join(differences)}"
+                )
+            files = current.files + files
+        now = datetime.now(UTC)
+        return StoredVersion(
+            name=name,
+            version=current_version + 1,
+            mode=request.mode,
+            columns=request.columns,
+            files=files,
+            rows=sum(f.rows for f in files),
+            bytes=sum(f.bytes for f in files),
+            created_at=current.created_at if current else now,
+            updated_at=now,
+        )
+
+    async def commit(self, name: str, request: CommitRequest) -> StoredVersion:
+        check_commit(request)
+        await self._check_files(request.files)
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            new = self._next(name, request, await self.current(name))
+            try:
+                await self.storage.put(
+                    version_key(name, new.version),
+                    new.model_dump_json().encode(),
+                    content_type="application/json",
+                    if_none_match=True,
+                )
+            except StorageError as exc:
+                if exc.code != "precondition_failed":
+                    raise _storage_failure(exc) from None
+                # Another commit made this version first: spread the retries so the losers do not collide again.
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+                continue
+            return new
+        raise LakehouseError(
+            "version_conflict", f"dataset {name!r} changed under every one of {MAX_COMMIT_ATTEMPTS} tries"
+        )
+
+    # --- deleting ----------------------------------------------------------------------------------------------
+
+    async def delete(self, name: str) -> None:
+        listed = await self._version_keys(f"{CATALOG_PREFIX}{name}/")
+        if not listed:
+            raise _not_found(name)
+        loaded = await asyncio.gather(*(self._load(key, etag) for _, _, key, etag in listed))
+        data_keys = sorted({f.key for v in loaded if v is not None for f in v.files})
+        try:
+            # Newest manifest first: until the last one goes, what remains is an older, complete version.
+            for _, _, key, _ in reversed(listed):
+                await self.storage.delete(key)
+                self._cache.pop(key, None)
+            gate = asyncio.Semaphore(FILE_CHECKS_IN_FLIGHT)
+
+            async def remove(key: str) -> None:
+                async with gate:
+                    await self.storage.delete(key)
+
+            await asyncio.gather(*(remove(k) for k in data_keys))
+        except StorageError as exc:
+            raise _storage_failure(exc) from None
