@@ -57,15 +57,10 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 @contextmanager
 def data_stack(work: Path, **env: str) -> Iterator[DataStack]:
     config = work / "lakehouse.toml"
-    config.write_text(stack_config("http://127.0.0.1:9"))
+    config.write_text(stack_config("http://127.0.0.1:9", str(work)))
     gateway = "http://" + tomllib.loads(config.read_text())["gateway"]["bind"]
-    root = work / "objects"
-    environ = {
-        **os.environ,
-        "LH_STORAGED__ROOT": str(root),
-        "LH_GATEWAY__WORKERS": "1",
-        **env,
-    }
+    root = work / "objects"  # where stack_config puts storaged's root under `work`
+    environ = {**os.environ, "LH_GATEWAY__WORKERS": "1", **env}
     log = (work / "up.log").open("wb")
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "up", "--config", str(config)],
