@@ -11,11 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from scripts.stack_config import stack_config
 from tests.support.net import wait_for_http
@@ -70,9 +73,15 @@ def data_stack(work: Path, **env: str) -> Iterator[DataStack]:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for_http(gateway + "/health", supervisor, timeout_secs=60)
-        for family in ("storage/objects?limit=1", "catalog/datasets", "sql/datasets"):
-            wait_for_http(f"{gateway}/v1/{family}", supervisor, timeout_secs=60)
+        try:
+            wait_for_http(gateway + "/health", supervisor, timeout_secs=60)
+        except AssertionError as exc:
+            raise SystemExit(f"the stack did not start ({exc}):\n{(work / 'up.log').read_text()[-3000:]}") from None
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{gateway}/v1/health").status_code != 200:  # every service answering, not just the gateway
+            if time.monotonic() > deadline or supervisor.poll() is not None:
+                raise SystemExit(f"the stack did not become healthy:\n{(work / 'up.log').read_text()[-3000:]}")
+            time.sleep(0.2)
         yield DataStack(gateway, root, supervisor)
     finally:
         supervisor.send_signal(signal.SIGINT)
