@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -27,7 +27,7 @@ from services.queryd.formats import MEDIA_TYPES, choose_format, json_result, str
 from services.queryd.jsonvalues import dumps
 from services.queryd.views import ViewRefresher
 from shared.app import service_app
-from shared.body import read_json
+from shared.body import describe_validation, is_json_content_type, read_capped
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 from shared.remote import RemoteError
@@ -110,7 +110,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
                 "Accept: expected one of application/json, application/x-ndjson, text/csv, "
                 "application/vnd.apache.arrow.stream",
             )
-        body = await read_json(request, SqlRequest, max_bytes=MAX_SQL_BODY)
+        body = await _sql_request(request)
         check_read_only(body.sql)
         query = Query(request.app.state.engine, body.sql, body.params, section.query_timeout_secs)
         if fmt == "json":
@@ -152,6 +152,22 @@ def create_app(config: LakehouseConfig) -> Starlette:
 def _views(engine: Engine) -> dict[str, Any]:
     views = sorted(engine.views.values(), key=lambda v: v.name)
     return {"datasets": [{"name": v.name, "version": v.version, "files": len(v.files)} for v in views]}
+
+
+# `curl -d '{"sql": ...}'` sends this type; SQL here is read-only, so taking it costs no cross-site write.
+CURL_DEFAULT = "application/x-www-form-urlencoded"
+
+
+async def _sql_request(request: Request) -> SqlRequest:
+    content_type = request.headers.get("content-type", "")
+    if not is_json_content_type(content_type) and content_type.partition(";")[0].strip().lower() != CURL_DEFAULT:
+        raise LakehouseError(
+            "unsupported_media_type", f"expected Content-Type: application/json, got {content_type[:80] or 'none'}"
+        )
+    try:
+        return SqlRequest.model_validate_json(await read_capped(request, MAX_SQL_BODY))
+    except ValidationError as exc:
+        raise LakehouseError("invalid_request", describe_validation(exc)) from None
 
 
 def _run_json(query: Query, max_rows: int) -> dict[str, Any]:

@@ -221,3 +221,17 @@ async def test_s3_backend_ingest_then_query(tmp_path: Path, s3: S3Server) -> Non
         body = (await plane.sql("select city, fare from trips order by id")).json()
         assert body["rows"] == [["amsterdam", 12.5], ["berlin", None], ["chicago", 7.25]]
         assert (await plane.sql("select * from read_csv('/etc/passwd')")).status_code == 403
+
+
+async def test_curl_dash_d_without_a_content_type_works(plane: DataPlane) -> None:
+    # What the one-liner sends: curl -d '{"sql": ...}' (application/x-www-form-urlencoded).
+    response = await plane.http.post(
+        f"{plane.queryd}/v1/sql",
+        content=b'{"sql": "select count(*) from trips"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.json()["rows"] == [[3]]
+    refused = await plane.http.post(
+        f"{plane.queryd}/v1/sql", content=b"select 1", headers={"content-type": "text/plain"}
+    )
+    assert refused.status_code == 415
