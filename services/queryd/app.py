@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from services.catalogd.client import CatalogdClient
 from services.queryd.classify import check_read_only
-from services.queryd.engine import Engine, Query, S3Access
-from services.queryd.formats import MEDIA_TYPES, choose_format, json_result, stream_result
+from services.queryd.engine import Engine, Query, S3Access, UnknownTable
+from services.queryd.formats import MEDIA_TYPES, OutputFormat, choose_format, json_result, stream_result
 from services.queryd.jsonvalues import dumps
 from services.queryd.views import ViewRefresher
 from shared.app import service_app
@@ -112,6 +112,15 @@ def create_app(config: LakehouseConfig) -> Starlette:
             )
         body = await _sql_request(request)
         check_read_only(body.sql)
+        try:
+            return await run(request, body, fmt, started)
+        except UnknownTable:
+            # A dataset ingested since the last poll: look at the catalog once (an ETag GET) and try again.
+            if not await _refreshed(request.app.state.refresher):
+                raise
+        return await run(request, body, fmt, started)
+
+    async def run(request: Request, body: SqlRequest, fmt: OutputFormat, started: float) -> Response:
         query = Query(request.app.state.engine, body.sql, body.params, section.query_timeout_secs)
         if fmt == "json":
             try:
@@ -168,6 +177,13 @@ async def _sql_request(request: Request) -> SqlRequest:
         return SqlRequest.model_validate_json(await read_capped(request, MAX_SQL_BODY))
     except ValidationError as exc:
         raise LakehouseError("invalid_request", describe_validation(exc)) from None
+
+
+async def _refreshed(refresher: ViewRefresher) -> bool:
+    try:
+        return await refresher.refresh()
+    except RemoteError:
+        return False  # catalogd down: the original error stands
 
 
 def _run_json(query: Query, max_rows: int) -> dict[str, Any]:

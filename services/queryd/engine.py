@@ -44,6 +44,10 @@ def httpfs_extension_path() -> Path:
     raise StartupError(f"duckdb-extension-httpfs holds no httpfs for duckdb v{version}; {hint}")
 
 
+class UnknownTable(LakehouseError):
+    """A query named a table (dataset) that has no view (yet)."""
+
+
 @dataclass(frozen=True)
 class S3Access:
     bucket: str
@@ -210,7 +214,7 @@ class Query:
             return LakehouseError("invalid_request", f"the query needs more memory than memory_limit allows: {message}")
         if isinstance(exc, duckdb.CatalogException) and "does not exist" in message:
             known = ", ".join(sorted(self.engine.views)) or "none yet"
-            return LakehouseError("invalid_request", f"{message}\ndatasets: {known}")
+            return UnknownTable("invalid_request", f"{message}\ndatasets: {known}")
         return LakehouseError("invalid_request", message)
 
     def close(self) -> None:

@@ -235,3 +235,10 @@ async def test_curl_dash_d_without_a_content_type_works(plane: DataPlane) -> Non
         f"{plane.queryd}/v1/sql", content=b"select 1", headers={"content-type": "text/plain"}
     )
     assert refused.status_code == 415
+
+
+async def test_a_dataset_ingested_since_the_last_poll_is_found_without_an_explicit_refresh(plane: DataPlane) -> None:
+    # refresh_every is an hour here: the unknown-table answer makes queryd look at the catalog once.
+    await plane.ingest("fresh", CSV)
+    assert (await plane.sql("select count(*) from fresh")).json()["rows"] == [[3]]
+    assert (await plane.sql("select * from still_missing")).status_code == 400
