@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -203,3 +205,31 @@ async def test_s3_backend_ingest_and_no_orphans(tmp_path: Path, s3: S3Server) ->
         bad = await plane.ingest("t", many_rows(150_000) + b"oops,x\n")
         assert bad.status_code == 400
         assert set(await plane.objects()) == before
+
+
+class ClientGone(Exception):
+    pass
+
+
+async def test_client_gone_mid_upload_leaves_no_orphan(plane: DataPlane) -> None:
+    sent_parts = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"id,name\n"
+        for start in range(0, 400_000, 20_000):
+            yield b"".join(b"%d,name-%d\n" % (i, i) for i in range(start, start + 20_000))
+            if start >= 200_000 and await plane.objects():
+                sent_parts.set()  # parts already reached storaged: now vanish
+                break
+            await asyncio.sleep(0.05)
+        raise ClientGone
+
+    with pytest.raises((ClientGone, httpx.HTTPError)):
+        await plane.http.post(f"{plane.ingestd}/v1/ingest/gone", content=body(), headers={"content-type": "text/csv"})
+    assert sent_parts.is_set()
+    for _ in range(200):
+        if not await plane.objects():
+            break
+        await asyncio.sleep(0.05)
+    assert await plane.objects() == []
+    assert not await plane.registered("gone")
