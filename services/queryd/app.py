@@ -36,6 +36,7 @@ from shared.startup import StartupErrorMiddleware
 MAX_SQL_BODY = 1 << 20
 # Queries wait for a worker thread here, not in anyio's shared pool that every other blocking call uses.
 QUERY_THREADS = 64
+STARTUP_REFRESH_SECS = 5.0
 
 
 class SqlRequest(BaseModel):
@@ -90,7 +91,10 @@ def create_app(config: LakehouseConfig) -> Starlette:
                 refresher = ViewRefresher(engine, catalog)
                 app.state.engine = engine
                 app.state.refresher = refresher
-                await refresher.refresh_logged()
+                # Views are loaded before serving, but a slow catalogd must not hold startup: the poller and the
+                # unknown-table look catch up.
+                with anyio.move_on_after(STARTUP_REFRESH_SECS):
+                    await refresher.refresh_logged()
                 poller = asyncio.create_task(refresher.run_every(section.refresh_every_secs))
                 try:
                     yield
