@@ -50,6 +50,10 @@ bench *args:
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
 
+# storaged benchmark: 256 MiB PUT/GET MB/s direct, through the gateway and `cp` on the same disk; 4 KiB GET req/s at c16
+bench-storage *args:
+    uv run python -m scripts.bench_storage {{args}}
+
 # Ingest benchmark: a generated 200 MiB CSV through the gateway vs pyarrow and DuckDB in-process; ingestd's peak RSS
 bench-ingest *args:
     uv run python -m scripts.bench_ingest {{args}}

@@ -247,6 +247,11 @@ class Catalog:
                     if_none_match=True,
                 )
             except StorageError as exc:
+                if exc.code in ("upstream_unavailable", "upstream_timeout"):
+                    # The PUT may or may not have landed before the connection failed: the object itself says.
+                    if await self._load(version_key(name, new.version)) == new:
+                        return new
+                    continue
                 if exc.code != "precondition_failed":
                     raise _storage_failure(exc) from None
                 # Another commit made this version first: spread the retries so the losers do not collide again.

@@ -32,6 +32,10 @@ from services.catalogd.schemas import (
 from shared.remote import RemoteError, error_from_response, error_from_transport
 
 DATASETS_PATH = "/v1/catalog/datasets"
+# Idle connections are dropped well before uvicorn's 5 s keep-alive closes them, so that a request is not sent on a
+# connection the server is closing at that moment (seen as ReadError under load).
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 
@@ -63,7 +67,9 @@ class CatalogdClient:
     ) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout, headers=headers)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, transport=transport, timeout=timeout, headers=headers, limits=POOL_LIMITS
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -78,7 +84,13 @@ class CatalogdClient:
 
     async def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
+            try:
+                response = await self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # A reused connection closed under us: a read or delete can safely go again, once.
+                if method not in SAFE_RETRY_METHODS:
+                    raise
+                response = await self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
         except httpx.TransportError as exc:
             raise error_from_transport(exc, self.base_url, "catalogd", CatalogError) from None
         if response.is_success or response.status_code == 304:

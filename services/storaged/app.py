@@ -63,6 +63,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
         finally:
             await backend.close()
 
+    # Byte counters (storaged bytes in/out) belong to the metrics work, not built here: the streamed bodies of
+    # put_object and ObjectResponse are where they would count.
     async def put_object(request: Request) -> Response:
         key = check_key(request.path_params["key"])
         precondition = _precondition(request)

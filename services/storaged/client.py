@@ -27,6 +27,10 @@ from services.storaged.schemas import DEFAULT_LIST_LIMIT, ObjectInfo, ObjectList
 from shared.remote import RemoteError, error_from_response, error_from_transport
 
 OBJECTS_PATH = "/v1/storage/objects"
+# Idle connections are dropped well before uvicorn's 5 s keep-alive closes them, so that a request is not sent on a
+# connection the server is closing at that moment (seen as ReadError under load).
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 
 
@@ -83,7 +87,9 @@ class StoragedClient:
     ) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout, headers=headers)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, transport=transport, timeout=timeout, headers=headers, limits=POOL_LIMITS
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -98,7 +104,13 @@ class StoragedClient:
 
     async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         try:
-            response = await self._http.send(request, stream=stream)
+            try:
+                response = await self._http.send(request, stream=stream)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                # A reused connection closed under us: a read or delete can safely go again, once.
+                if request.method not in SAFE_RETRY_METHODS:
+                    raise
+                response = await self._http.send(request, stream=stream)
         except httpx.TransportError as exc:
             raise error_from_transport(exc, self.base_url, "storaged", StorageError) from None
         if response.is_success or response.status_code == 304:

@@ -1,0 +1,106 @@
+"""`just bench-storage`: storaged's large-object MB/s (direct, through the gateway, and `cp` on the same disk as the
+physical anchor) and small-object GET req/s at c16, direct vs through the gateway. Local backend; one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from scripts.benchlib import announce_load_generator, measure, process
+from tests.support.net import free_port
+
+MIB = 1 << 20
+
+
+def timed(args: list[str]) -> float:
+    began = time.perf_counter()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - began
+
+
+def curl_put(url: str, source: Path) -> float:
+    return timed(
+        ["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(source), "-H", "content-type: application/x-bench", url]
+    )
+
+
+def curl_get(url: str, target: Path) -> float:
+    seconds = timed(["curl", "-sS", "-f", "-o", str(target), url])
+    target.unlink()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mib", type=int, default=256, help="size of the large object")
+    parser.add_argument("--seconds", type=int, default=8, help="duration of each small-GET measurement")
+    args = parser.parse_args()
+    size = args.mib * MIB
+    work = Path(tempfile.mkdtemp(prefix="bench-storage-"))
+    try:
+        source = work / "source.bin"
+        with source.open("wb") as f:
+            for _ in range(args.mib):
+                f.write(os.urandom(MIB))
+        rows: list[tuple[str, float]] = []
+        seconds = timed(["cp", str(source), str(work / "copy.bin")])
+        rows.append(("cp (same disk, page cache, no fsync)", seconds))
+        (work / "copy.bin").unlink()
+
+        storaged_port, gateway_port = free_port(), free_port()
+        storaged = f"http://127.0.0.1:{storaged_port}"
+        gateway = f"http://127.0.0.1:{gateway_port}"
+        env = {
+            "LH_CONFIG": "/dev/null/none.toml",
+            "LH_LOG__LEVEL": "warning",
+            "LH_STORAGED__BIND": f"127.0.0.1:{storaged_port}",
+            "LH_STORAGED__ROOT": str(work / "objects"),
+            "LH_STORAGED__MAX_PUT_BYTES": str(size + MIB),
+            "LH_GATEWAY__BIND": f"127.0.0.1:{gateway_port}",
+            "LH_GATEWAY__STORAGED_URL": storaged,
+        }
+        announce_load_generator()
+        with (
+            process("storaged", ["-m", "shared.cli", "serve", "storaged"], storaged + "/health", env),
+            process("gateway", ["-m", "shared.cli", "serve", "gateway"], gateway + "/health", env),
+        ):
+            for label, base in (("direct", storaged), ("gateway", gateway)):
+                url = f"{base}/v1/storage/objects/bench/{label}.bin"
+                rows.append((f"PUT {label} (storaged fsyncs)", curl_put(url, source)))
+                rows.append((f"GET {label}", curl_get(url, work / "got.bin")))
+            small = "/v1/storage/objects/bench/small-4k"
+            httpx.put(storaged + small, content=os.urandom(4096)).raise_for_status()
+            measure("warm-up", storaged + small, 8, 1)
+            small_direct = measure("4 KiB GET direct", storaged + small, 16, args.seconds)
+            measure("warm-up", gateway + small, 8, 1)
+            small_gateway = measure("4 KiB GET gateway", gateway + small, 16, args.seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    cp_rate = size / MIB / rows[0][1]
+    print()
+    print(f"| {args.mib} MiB object | seconds | MB/s | vs cp |")
+    print("|---|---|---|---|")
+    for label, secs in rows:
+        rate = size / MIB / secs
+        print(f"| {label} | {secs:.2f} | {rate:.0f} | {rate / cp_rate:.0%} |")
+    print()
+    print("| 4 KiB GET, c16 | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|")
+    for result in (small_direct, small_gateway):
+        print(
+            f"| {result.label} | {result.requests_per_sec:.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} "
+            f"| {result.errors} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
