@@ -19,9 +19,8 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from anyio import to_thread
@@ -34,12 +33,10 @@ from services.storaged.backends.base import (
     Precondition,
     check_precondition,
 )
+from services.storaged.backends.local_files import CONTENT_TYPE_ATTR, ETAG_ATTR, TEMP_MARK, etag_of, info_of, walk
 from services.storaged.ranges import Span
 from shared.errors import LakehouseError
 
-CONTENT_TYPE_ATTR = "user.lakehouse.content_type"
-ETAG_ATTR = "user.lakehouse.etag"
-TEMP_MARK = "\\"  # in every temp file's name; never in a key
 WRITE_BLOCK = 1 << 20  # bytes gathered before one write in a worker thread
 READ_BLOCK = 1 << 20
 INLINE_READ = 256 << 10  # objects this small are read while opening: one thread hop per small GET
@@ -69,21 +66,6 @@ def _is_symlink(name: str, dir_fd: int) -> bool:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
-
-
-def _etag(fd_or_path: int | str, st: os.stat_result) -> str:
-    try:
-        if isinstance(fd_or_path, int):
-            return os.getxattr(fd_or_path, ETAG_ATTR).decode()
-        return os.getxattr(fd_or_path, ETAG_ATTR, follow_symlinks=False).decode()
-    except OSError:
-        # A file put there by hand has no attribute: size and modification time still tell versions apart.
-        return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
-
-
-def _info(key: str, st: os.stat_result, etag: str, content_type: str) -> ObjectInfo:
-    modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
-    return ObjectInfo(key, st.st_size, etag, modified, content_type)
 
 
 @dataclass
@@ -193,7 +175,7 @@ class LocalBackend:
             raise _conflict(key, "something other than a file is in the way")
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
-            return _etag(fd, st)
+            return etag_of(fd, st)
         finally:
             os.close(fd)
 
@@ -275,7 +257,7 @@ class LocalBackend:
             async with self._locks.hold(key):
                 st = await to_thread.run_sync(self._commit, key, dir_fd, temp, precondition)
             committed = True
-            return _info(key, st, etag, content_type)
+            return info_of(key, st, etag, content_type)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -327,7 +309,7 @@ class LocalBackend:
             except OSError:
                 content_type = DEFAULT_CONTENT_TYPE
             head = os.pread(fd, st.st_size, 0) if st.st_size <= INLINE_READ else None
-            return LocalHandle(_info(key, st, _etag(fd, st), content_type), fd, head)
+            return LocalHandle(info_of(key, st, etag_of(fd, st), content_type), fd, head)
         except BaseException:
             os.close(fd)
             raise
@@ -374,40 +356,9 @@ class LocalBackend:
 
     # --- listing -----------------------------------------------------------------------------------------------
 
-    def _walk(self, directory: Path, base: str, prefix: str, after: str) -> Iterator[ObjectInfo]:
-        """Objects under `directory` (whose keys start with `base`) in key order, pruned by prefix and after."""
-        try:
-            entries = list(os.scandir(directory))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        named = []
-        for entry in entries:
-            if TEMP_MARK in entry.name or entry.is_symlink():
-                continue
-            is_dir = entry.is_dir(follow_symlinks=False)
-            if not is_dir and not entry.is_file(follow_symlinks=False):
-                continue
-            # Sorting a directory's files as "name" and its subdirectories as "name/" gives global key order.
-            named.append((base + entry.name + ("/" if is_dir else ""), is_dir, entry))
-        named.sort(key=lambda item: item[0])
-        for key, is_dir, entry in named:
-            if is_dir:
-                reaches_prefix = key.startswith(prefix) or prefix.startswith(key)
-                all_before = key < after and not after.startswith(key)
-                if reaches_prefix and not all_before:
-                    yield from self._walk(Path(entry.path), key, prefix, after)
-                continue
-            if not key.startswith(prefix) or key <= after:
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            yield _info(key, st, _etag(entry.path, st), DEFAULT_CONTENT_TYPE)
-
     def _list(self, prefix: str, after: str | None, limit: int) -> list[ObjectInfo]:
         found = []
-        for info in self._walk(self.root, "", prefix, after or ""):
+        for info in walk(self.root, "", prefix, after or ""):
             found.append(info)
             if len(found) >= limit:
                 break

@@ -1,0 +1,64 @@
+"""What the local backend's files look like on disk: the attributes beside the bytes, temp names, key order.
+
+Shared by the backend's reads and writes and its listing, which walks the tree in the order of the keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo
+
+CONTENT_TYPE_ATTR = "user.lakehouse.content_type"
+ETAG_ATTR = "user.lakehouse.etag"
+TEMP_MARK = "\\"  # in every temp file's name; never in a key
+
+
+def etag_of(fd_or_path: int | str, st: os.stat_result) -> str:
+    try:
+        if isinstance(fd_or_path, int):
+            return os.getxattr(fd_or_path, ETAG_ATTR).decode()
+        return os.getxattr(fd_or_path, ETAG_ATTR, follow_symlinks=False).decode()
+    except OSError:
+        # A file put there by hand has no attribute: size and modification time still tell versions apart.
+        return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+def info_of(key: str, st: os.stat_result, etag: str, content_type: str) -> ObjectInfo:
+    modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
+    return ObjectInfo(key, st.st_size, etag, modified, content_type)
+
+
+def walk(directory: Path, base: str, prefix: str, after: str) -> Iterator[ObjectInfo]:
+    """Objects under `directory` (whose keys start with `base`) in key order, pruned by prefix and after."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    named = []
+    for entry in entries:
+        if TEMP_MARK in entry.name or entry.is_symlink():
+            continue
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if not is_dir and not entry.is_file(follow_symlinks=False):
+            continue
+        # Sorting a directory's files as "name" and its subdirectories as "name/" gives global key order.
+        named.append((base + entry.name + ("/" if is_dir else ""), is_dir, entry))
+    named.sort(key=lambda item: item[0])
+    for key, is_dir, entry in named:
+        if is_dir:
+            reaches_prefix = key.startswith(prefix) or prefix.startswith(key)
+            all_before = key < after and not after.startswith(key)
+            if reaches_prefix and not all_before:
+                yield from walk(Path(entry.path), key, prefix, after)
+            continue
+        if not key.startswith(prefix) or key <= after:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        yield info_of(key, st, etag_of(entry.path, st), DEFAULT_CONTENT_TYPE)
