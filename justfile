@@ -61,3 +61,11 @@ bench-logs *args:
 # storaged benchmark: 256 MiB PUT/GET MB/s direct, through the gateway and `cp` on the same disk; 4 KiB GET req/s at c16
 bench-storage *args:
     uv run python -m scripts.bench_storage {{args}}
+
+# Ingest benchmark: a generated 200 MiB CSV through the gateway vs pyarrow and DuckDB in-process; ingestd's peak RSS
+bench-ingest *args:
+    uv run python -m scripts.bench_ingest {{args}}
+
+# SQL benchmark: small-aggregate p50/p99 and full-scan Arrow MB/s, through the gateway vs in-process DuckDB (10M rows)
+bench-sql *args:
+    uv run python -m scripts.bench_sql {{args}}

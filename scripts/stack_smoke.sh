@@ -44,11 +44,19 @@ request GET "$gateway/v1/catalog/datasets"
 check "/v1/catalog: the dataset list through the gateway (empty, catalogd on storaged)" \
     test "$STATUS:$(json 'b["datasets"]')" = "200:[]"
 
-for family in ingest sql vectors embed matrix; do
+for family in vectors embed matrix; do
     request GET "$gateway/v1/$family/anything?x=1"
     check "/v1/$family → 501 not_implemented from its stub" \
         test "$STATUS:$(json 'b["error"]["code"]')" = "501:not_implemented"
 done
+
+status=$(curl -sS -o "$work/ingest.json" -w '%{http_code}' -F file=@scripts/data/trips.csv "$gateway/v1/ingest/smoke_trips")
+BODY=$(cat "$work/ingest.json")
+check "/v1/ingest: scripts/data/trips.csv (multipart) → 201, 20 rows" test "$status:$(json 'b.get("rows")')" = "201:20"
+
+request POST "$gateway/v1/sql/refresh"
+request POST "$gateway/v1/sql" '{"sql": "select count(*), sum(passengers) from smoke_trips"}'
+check "/v1/sql: the ingested CSV answers SQL through the gateway" test "$STATUS:$(json 'b["rows"]')" = "200:[[20, 35]]"
 
 request POST "$gateway/v1/chat" '{"model": "qwen3.5:latest", "messages": [{"role": "user", "content": "ping"}]}'
 check "/v1/chat → a real answer from chatd (Ollama fake)" \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -81,13 +82,49 @@ class CatalogConfig(ServiceSection):
 class IngestConfig(ServiceSection):
     storaged_url: Url = Field("http://127.0.0.1:3211", description="storaged, where Parquet is PUT")
     catalogd_url: Url = Field("http://127.0.0.1:3212", description="catalogd, where datasets are registered")
-    max_ingest_bytes: int = Field(256 << 20, gt=0, description="largest accepted multipart body, in bytes")
+    max_ingest_bytes: int = Field(256 << 20, gt=0, description="largest accepted upload body, in bytes (413 past it)")
+    temp_dir: str = Field("", description='where uploads are spooled and Parquet parts written; "" = the system temp')
+    row_group_rows: int = Field(131_072, gt=0, description="rows per Parquet row group")
+    target_file_bytes: int = Field(128 << 20, gt=0, description="a new Parquet file is started past this size")
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """A Go-style duration ("30s", "1m30s", "500ms", "2h") in seconds; ValueError naming the expected form."""
+    expected = f'expected a positive duration such as "30s", "5m", "1m30s" or "500ms", got "{text}"'
+    position, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != position:
+            raise ValueError(expected)
+        total += float(match[1]) * _DURATION_UNITS[match[2]]
+        position = match.end()
+    if not text or position != len(text) or total <= 0:
+        raise ValueError(expected)
+    return total
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
 
 
 class QuerydConfig(ServiceSection):
     catalogd_url: Url = Field("http://127.0.0.1:3212", description="catalogd, read for view registration")
     secrets_path: str = Field("/etc/lakehouse/secrets-go.toml", description="S3 credentials file")
-    refresh_every: str = Field("30s", description="how often views are refreshed (duration string)")
+    refresh_every: Duration = Field("30s", description='how often views are refreshed ("30s", "5m", "1m30s")')
+    query_timeout_secs: float = Field(60.0, gt=0, description="a query running longer is interrupted (504)")
+    memory_limit: str = Field("2GB", min_length=1, description='DuckDB memory_limit ("2GB", "512MB", "80%")')
+    threads: int = Field(0, ge=0, le=1024, description="DuckDB worker threads; 0 = one per CPU core")
+
+    @property
+    def refresh_every_secs(self) -> float:
+        return parse_duration(self.refresh_every)
 
 
 class VectordConfig(ServiceSection):

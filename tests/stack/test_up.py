@@ -81,7 +81,7 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
             wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
         report = httpx.get(gateway + "/v1/health").json()
         assert report["status"] == "ok"
-        assert httpx.get(gateway + "/v1/sql/x").json()["error"]["message"] == "queryd is not implemented yet"
+        assert httpx.get(gateway + "/v1/sql/datasets").json() == {"datasets": []}
         children = descendants(up.pid)  # the eleven services, and the gateway's forked workers
         assert len(children) >= 11
     finally:
