@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -53,10 +53,13 @@ def service_app(
     *,
     lifespan: Lifespan[Starlette] | None = None,
     front: Sequence[Middleware] = (),
+    public_paths: Iterable[str] = (),
+    public_prefixes: tuple[str, ...] = (),
 ) -> Starlette:
     """A Starlette app for `service` with GET /health, auth, request ids, access lines and JSON errors.
 
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
+    `public_paths` / `public_prefixes` need no token (the allow-list still applies), like /health.
     """
     app = ServiceApp(
         front=[
@@ -65,6 +68,8 @@ def service_app(
                 AuthMiddleware,
                 token=config.auth.token.get_secret_value(),
                 allowed_ips=config.auth.allowed_ips,
+                public_paths=public_paths,
+                public_prefixes=public_prefixes,
             ),
             *front,
         ],

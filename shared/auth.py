@@ -33,10 +33,24 @@ def peer_allowed(host: str | None, networks: tuple[IPNetwork, ...]) -> bool:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, *, token: str = "", allowed_ips: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str = "",
+        allowed_ips: Iterable[str] = (),
+        public_paths: Iterable[str] = (),
+        public_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.expected = f"Bearer {token}".encode() if token else b""
         self.networks = parse_networks(allowed_ips)
+        # Paths that need no token (the allow-list still applies): /health, and e.g. the console's page shells.
+        self.public_paths = TOKEN_EXEMPT_PATHS | frozenset(public_paths)
+        self.public_prefixes = public_prefixes
+
+    def token_exempt(self, path: str) -> bool:
+        return path in self.public_paths or (bool(self.public_prefixes) and path.startswith(self.public_prefixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (not self.expected and not self.networks):
@@ -47,7 +61,7 @@ class AuthMiddleware:
             if not peer_allowed(client[0] if client else None, self.networks):
                 await send_error(send, "forbidden", "your address is not in auth.allowed_ips")
                 return
-        if self.expected and scope["path"] not in TOKEN_EXEMPT_PATHS:
+        if self.expected and not self.token_exempt(scope["path"]):
             presented = b""
             for name, value in scope["headers"]:
                 if name == b"authorization":

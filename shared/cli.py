@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from shared.config import ConfigError, LakehouseConfig, load_config
 from shared.logging import configure_logging
+from shared.remote_cli import REMOTE_COMMANDS, add_remote_commands, run_remote
 from shared.runner import GateRefused, serve
 from shared.stack import run_stack
 from shared.tomlwriter import render_toml
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     config_sub = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     with_config(config_sub.add_parser("show", help="print the effective config as TOML, secrets redacted"))
     with_config(config_sub.add_parser("check", help='print "ok" or the error, exit 0 or 1'))
+    add_remote_commands(commands, with_config)
     return parser
 
 
@@ -68,6 +70,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, LakehouseConfig], int]] = {
     "serve": _serve,
     "up": _up,
     "config": _config,
+    **dict.fromkeys(REMOTE_COMMANDS, run_remote),
 }
 
 

@@ -4,6 +4,8 @@
 - `object_root`: a fresh directory for a service's on-disk state (storaged's root, a JSONL log, ...).
 - `stack`: the gateway on a real port with every family pointed at its own echo upstream.
 - `ollama_upstream` / `openai_upstream`: the provider fakes on real ports, recording what they received.
+- `live` / `live_with_token`: one whole stack per test session (`lakehouse up` on free ports, chat via the Ollama
+  fake), without and with `auth.token`; for the CLI's and the console's tests.
 
 A contract suite that must hold for several backends parametrizes a fixture over them, e.g.
 `@pytest.fixture(params=["local", "s3"])` returning the service built on `request.param`.
@@ -11,7 +13,7 @@ A contract suite that must hold for several backends parametrizes a fixture over
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from shared.topology import UPSTREAMS
 from tests.support.fakes import ollama, openai
 from tests.support.fakes.echo import EchoUpstream
 from tests.support.fakes.recorder import FakeUpstream
+from tests.support.live import LiveStack, live_stack, ollama_fake_process
 from tests.support.servers import run_server, run_servers
 
 ConfigFactory = Callable[..., LakehouseConfig]
@@ -86,3 +89,24 @@ async def openai_upstream() -> AsyncIterator[Upstream]:
     fake = FakeUpstream()
     async with run_server(openai.create_app(fake, key="or-key-123")) as url:
         yield Upstream(fake, url)
+
+
+LIVE_TOKEN = "console-test-token-5d1c"
+
+
+@pytest.fixture(scope="session")
+def live_ollama() -> Iterator[str]:
+    with ollama_fake_process() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory, live_ollama: str) -> Iterator[LiveStack]:
+    with live_stack(tmp_path_factory.mktemp("live"), ollama_url=live_ollama) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def live_with_token(tmp_path_factory: pytest.TempPathFactory, live_ollama: str) -> Iterator[LiveStack]:
+    with live_stack(tmp_path_factory.mktemp("live-token"), ollama_url=live_ollama, token=LIVE_TOKEN) as stack:
+        yield stack
