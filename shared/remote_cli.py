@@ -17,7 +17,7 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from shared.config import LakehouseConfig
-from shared.remote import Gateway, RemoteError, gateway_url_from_bind
+from shared.gateway_client import Gateway, GatewayError, gateway_url_from_bind
 
 URL_ENV = "LAKEHOUSE_URL"
 TOKEN_ENV = "LAKEHOUSE_TOKEN"
@@ -57,7 +57,7 @@ def ingest(args: argparse.Namespace, gateway: Gateway) -> int:
     try:
         file = path.open("rb")
     except OSError as exc:
-        raise RemoteError(f"cannot read {path}: {exc.strerror}") from None
+        raise GatewayError(f"cannot read {path}: {exc.strerror}") from None
     content_type = INGEST_TYPES.get(path.suffix.lower(), "text/csv")
     with file, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr) as bar:
         result = gateway.ingest(file, args.dataset, mode=args.mode, content_type=content_type, progress=bar.update)
@@ -100,7 +100,7 @@ def _open_input(name: str | None) -> IO[bytes]:
     try:
         return Path(name).open("rb")
     except OSError as exc:
-        raise RemoteError(f"cannot read {name}: {exc.strerror}") from None
+        raise GatewayError(f"cannot read {name}: {exc.strerror}") from None
 
 
 def put(args: argparse.Namespace, gateway: Gateway) -> int:
@@ -170,7 +170,7 @@ def run_remote(args: argparse.Namespace, config: LakehouseConfig) -> int:
     try:
         with Gateway(url, token=token) as gateway:
             return command(args, gateway)
-    except RemoteError as exc:
+    except GatewayError as exc:
         print(f"lakehouse {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """A client of a running stack, through its gateway: what the `lakehouse` commands and scripts call.
 
-Every failure surfaces as `RemoteError` carrying the API's own error message (or why the gateway could not be
+Every failure surfaces as `GatewayError` carrying the API's own error message (or why the gateway could not be
 reached), so a command prints one line and exits non-zero instead of a traceback.
 """
 
@@ -23,7 +23,7 @@ TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=None, pool=5.0)
 Progress = Callable[[int], object]
 
 
-class RemoteError(Exception):
+class GatewayError(Exception):
     """The stack answered with an error, or could not be reached; the message is for a human."""
 
 
@@ -73,10 +73,10 @@ class Gateway:
             with self._client.stream(method, path, **kwargs) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise RemoteError(error_message(response))
+                    raise GatewayError(error_message(response))
                 yield response
         except httpx.TransportError as exc:
-            raise RemoteError(f"cannot reach the gateway at {self.url}: {exc}") from exc
+            raise GatewayError(f"cannot reach the gateway at {self.url}: {exc}") from exc
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         with self._stream(method, path, **kwargs) as response:
@@ -84,16 +84,16 @@ class Gateway:
             try:
                 return response.json()
             except ValueError:
-                raise RemoteError(f"{method} {path} answered a body that is not JSON") from None
+                raise GatewayError(f"{method} {path} answered a body that is not JSON") from None
 
     def health(self) -> dict[str, Any]:
         """GET /v1/health; a degraded stack answers 503 with the same report, which is what a status wants."""
         try:
             response = self._client.get("/v1/health")
         except httpx.TransportError as exc:
-            raise RemoteError(f"cannot reach the gateway at {self.url}: {exc}") from exc
+            raise GatewayError(f"cannot reach the gateway at {self.url}: {exc}") from exc
         if response.status_code not in (200, 503):
-            raise RemoteError(error_message(response))
+            raise GatewayError(error_message(response))
         report: dict[str, Any] = response.json()
         return report
 
@@ -138,7 +138,7 @@ class Gateway:
                     return
                 event = json.loads(data)
                 if "error" in event:
-                    raise RemoteError(f"{event['error'].get('message')} ({event['error'].get('code')}, mid-stream)")
+                    raise GatewayError(f"{event['error'].get('message')} ({event['error'].get('code')}, mid-stream)")
                 for choice in event.get("choices", []):
                     if text := (choice.get("delta") or {}).get("content"):
                         yield text
