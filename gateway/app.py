@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gateway.console import PUBLIC_PATHS, PUBLIC_PREFIXES, create_console_routes
 from gateway.health import PROBE_TIMEOUT_SECS, probe_all
 from gateway.proxy import Family, FamilyProxy
 from shared.app import service_app
@@ -86,8 +87,13 @@ def create_app(config: LakehouseConfig) -> Starlette:
     return service_app(
         "gateway",
         config,
-        [Route("/v1/health", v1_health, methods=["GET"])],
+        [
+            Route("/v1/health", v1_health, methods=["GET"]),
+            *create_console_routes(auth_required=bool(config.auth.token.get_secret_value()), probes=probes),
+        ],
         lifespan=lifespan,
         front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact)],
         metrics=Metrics("gateway", family=True),
+        public_paths=PUBLIC_PATHS,
+        public_prefixes=PUBLIC_PREFIXES,
     )

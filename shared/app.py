@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -63,12 +63,15 @@ def service_app(
     lifespan: Lifespan[Starlette] | None = None,
     front: Sequence[Middleware] = (),
     metrics: Metrics | None = None,
+    public_paths: Iterable[str] = (),
+    public_prefixes: tuple[str, ...] = (),
 ) -> Starlette:
     """A Starlette app for `service` with GET /health, GET /metrics, auth, request ids, access lines, Host checks and
     JSON errors.
 
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
     `app.state.metrics` is where a service adds its own metrics (shared/metrics.py).
+    `public_paths` / `public_prefixes` need no token (the allow-list still applies), like /health.
     """
     metrics = metrics or Metrics(service)
     app = ServiceApp(
@@ -81,6 +84,8 @@ def service_app(
                 token=config.auth.token.get_secret_value(),
                 allowed_ips=config.auth.allowed_ips,
                 trust_loopback=bound_to_loopback(service, config),
+                public_paths=public_paths,
+                public_prefixes=public_prefixes,
             ),
             *front,
         ],

@@ -63,7 +63,14 @@ async def refuse(scope: Scope, send: Send, code: ErrorCode, message: str) -> Non
 
 class AuthMiddleware:
     def __init__(
-        self, app: ASGIApp, *, token: str = "", allowed_ips: Iterable[str] = (), trust_loopback: bool = False
+        self,
+        app: ASGIApp,
+        *,
+        token: str = "",
+        allowed_ips: Iterable[str] = (),
+        trust_loopback: bool = False,
+        public_paths: Iterable[str] = (),
+        public_prefixes: tuple[str, ...] = (),
     ) -> None:
         """`trust_loopback`: the server is bound to loopback, so a loopback peer is this box (the gateway, the
         supervisor) and nothing else can reach it; the allow-list then admits loopback peers too."""
@@ -71,6 +78,12 @@ class AuthMiddleware:
         self.trust_loopback = trust_loopback
         self.expected = token.encode()
         self.networks = parse_networks(allowed_ips)
+        # Paths that need no token (the allow-list still applies): /health, and e.g. the console's page shells.
+        self.public_paths = TOKEN_EXEMPT_PATHS | frozenset(public_paths)
+        self.public_prefixes = public_prefixes
+
+    def token_exempt(self, path: str) -> bool:
+        return path in self.public_paths or (bool(self.public_prefixes) and path.startswith(self.public_prefixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in GUARDED_SCOPES or (not self.expected and not self.networks):
@@ -82,7 +95,7 @@ class AuthMiddleware:
             if not peer_allowed(peer, self.networks) and not (self.trust_loopback and peer and is_loopback(peer)):
                 await refuse(scope, send, "forbidden", "your address is not in auth.allowed_ips")
                 return
-        if self.expected and scope["path"] not in TOKEN_EXEMPT_PATHS:
+        if self.expected and not self.token_exempt(scope["path"]):
             presented = b""
             for name, value in scope["headers"]:
                 if name == b"authorization":

@@ -12,6 +12,7 @@ from pathlib import Path
 from shared.checks import check_service
 from shared.config import ConfigError, LakehouseConfig, load_config
 from shared.logging import configure_logging
+from shared.remote_cli import REMOTE_COMMANDS, add_remote_commands, run_remote
 from shared.runner import GateRefused, serve
 from shared.stack import READY_TIMEOUT_SECS, RESTART_POLICIES, run_stack
 from shared.systemd import write_units
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also check what this service needs on this box: its bind gate, upstream URLs, directories, key files",
     )
+    add_remote_commands(commands, with_config)
     return parser
 
 
@@ -134,6 +136,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, LakehouseConfig], int]] = {
     "up": _up,
     "config": _config,
     "systemd-units": _systemd_units,
+    **dict.fromkeys(REMOTE_COMMANDS, run_remote),
 }
 
 

@@ -6,6 +6,8 @@
 - `ollama_upstream` / `openai_upstream`: the provider fakes on real ports, recording what they received.
 - from tests/support/storage.py: `s3_server` / `s3` (moto's S3 server), `storaged` (parametrized over the local
   and S3 backends), `storaged_local`, `catalogd`, and `start_storaged` / `start_catalogd` for custom setups.
+- `live` / `live_with_token`: one whole stack per test session (`lakehouse up` on free ports, chat via the Ollama
+  fake), without and with `auth.token`; for the CLI's and the console's tests.
 
 A contract suite that must hold for several backends parametrizes a fixture over them, e.g.
 `@pytest.fixture(params=["local", "s3"])` returning the service built on `request.param`.
@@ -13,7 +15,7 @@ A contract suite that must hold for several backends parametrizes a fixture over
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from shared.topology import UPSTREAMS
 from tests.support.fakes import ollama, openai
 from tests.support.fakes.echo import EchoUpstream
 from tests.support.fakes.recorder import FakeUpstream
+from tests.support.live import LiveStack, live_stack, ollama_fake_process
 from tests.support.servers import run_server, run_servers
 
 # storaged, catalogd and the S3 server live in their own module; this plugin brings them to every test.
@@ -91,3 +94,24 @@ async def openai_upstream() -> AsyncIterator[Upstream]:
     fake = FakeUpstream()
     async with run_server(openai.create_app(fake, key="or-key-123")) as url:
         yield Upstream(fake, url)
+
+
+LIVE_TOKEN = "console-test-token-5d1c"
+
+
+@pytest.fixture(scope="session")
+def live_ollama() -> Iterator[str]:
+    with ollama_fake_process() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory, live_ollama: str) -> Iterator[LiveStack]:
+    with live_stack(tmp_path_factory.mktemp("live"), ollama_url=live_ollama) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def live_with_token(tmp_path_factory: pytest.TempPathFactory, live_ollama: str) -> Iterator[LiveStack]:
+    with live_stack(tmp_path_factory.mktemp("live-token"), ollama_url=live_ollama, token=LIVE_TOKEN) as stack:
+        yield stack
