@@ -23,6 +23,7 @@ from shared.body import capped_stream
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 from shared.etags import etag_matches
+from shared.metrics import Metrics, StorageMetrics
 from shared.startup import StartupErrorMiddleware
 
 OBJECTS = "/v1/storage/objects"
@@ -63,8 +64,9 @@ def create_app(config: LakehouseConfig) -> Starlette:
         finally:
             await backend.close()
 
-    # Byte counters (storaged bytes in/out) belong to the metrics work, not built here: the streamed bodies of
-    # put_object and ObjectResponse are where they would count.
+    metrics = Metrics("storaged")
+    storage_metrics = StorageMetrics(metrics, backend=config.storaged.backend)
+
     async def put_object(request: Request) -> Response:
         key = check_key(request.path_params["key"])
         precondition = _precondition(request)
@@ -72,6 +74,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         info = await backend.put(
             key, capped_stream(request, max_put_bytes), content_type=content_type, precondition=precondition
         )
+        storage_metrics.received(info.size)
         body = PutResult(key=key, size=info.size, etag=info.etag)
         return JSONResponse(body.model_dump(), status_code=201, headers={"etag": info.etag})
 
@@ -92,7 +95,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         except BaseException:
             await handle.aclose()
             raise
-        return ObjectResponse(handle, span)
+        return ObjectResponse(handle, span, sent=storage_metrics.sent)
 
     async def delete_object(request: Request) -> Response:
         await backend.delete(check_key(request.path_params["key"]))
@@ -122,4 +125,5 @@ def create_app(config: LakehouseConfig) -> Starlette:
         routes,
         lifespan=lifespan,
         front=[Middleware(StartupErrorMiddleware, service="storaged")],
+        metrics=metrics,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import aclosing
 from email.utils import format_datetime
 
@@ -25,7 +26,7 @@ def object_headers(info: ObjectInfo) -> dict[str, str]:
 class ObjectResponse(Response):
     """200 with the whole object or 206 with `span`; HEAD gets the same headers and no body."""
 
-    def __init__(self, handle: ObjectHandle, span: Span | None) -> None:
+    def __init__(self, handle: ObjectHandle, span: Span | None, *, sent: Callable[[int], None]) -> None:
         info = handle.info
         headers = object_headers(info)
         headers["content-length"] = str(span.length if span else info.size)
@@ -34,6 +35,7 @@ class ObjectResponse(Response):
         super().__init__(status_code=206 if span else 200, headers=headers)
         self.handle = handle
         self.span = span
+        self.sent = sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -42,6 +44,7 @@ class ObjectResponse(Response):
                 async with aclosing(self.handle.stream(self.span)) as chunks:
                     async for chunk in chunks:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        self.sent(len(chunk))
             await send({"type": "http.response.body", "body": b""})
         finally:
             await self.handle.aclose()
