@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -94,9 +96,9 @@ def test_get_a_missing_object_fails_cleanly_and_writes_no_file(live: LiveStack, 
 
 
 def test_ingest_then_datasets_then_sql(live: LiveStack, tmp_path: Path) -> None:
-    csv = tmp_path / "trips.csv"
-    csv.write_bytes(TRIPS_CSV)
-    ingest = at(live, "ingest", str(csv), "cli_trips", "--mode", "replace")
+    source = tmp_path / "trips.csv"
+    source.write_bytes(TRIPS_CSV)
+    ingest = at(live, "ingest", str(source), "cli_trips", "--mode", "replace")
     assert ingest.returncode == 0, ingest.stderr
     assert ingest.stdout.decode().startswith("cli_trips: version ")
     assert "3 rows" in ingest.stdout.decode()
@@ -107,7 +109,8 @@ def test_ingest_then_datasets_then_sql(live: LiveStack, tmp_path: Path) -> None:
     query = "select city, miles from cli_trips order by miles"
     csv_out = at(live, "sql", query, "--format", "csv")
     assert csv_out.returncode == 0, csv_out.stderr
-    assert csv_out.stdout.decode().splitlines() == ["city,miles", "lisbon,3.5", "faro,7.0", "porto,12.25"]
+    rows = list(csv.reader(io.StringIO(csv_out.stdout.decode())))
+    assert rows == [["city", "miles"], ["lisbon", "3.5"], ["faro", "7"], ["porto", "12.25"]]
 
     json_out = json.loads(at(live, "sql", query, "--format", "json").stdout)
     assert json_out["rows"] == [["lisbon", 3.5], ["faro", 7.0], ["porto", 12.25]]
