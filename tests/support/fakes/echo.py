@@ -16,13 +16,15 @@ GZIPPED = gzip.compress(b"squeezed " * 100)
 
 @dataclass
 class EchoUpstream:
-    """`release_sse` lets an SSE stream send its last event; `active`/`disconnected` count /hang requests."""
+    """`release_sse` lets an SSE stream send its last event; `active`/`disconnected` count /hang requests;
+    `received` is the raw path of every request that reached it, whatever it asked for."""
 
     name: str = "echo"
     release_sse: asyncio.Event = field(default_factory=asyncio.Event)
     active: int = 0
     disconnected: int = 0
     delay_secs: float = 0.0
+    received: list[str] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -30,6 +32,7 @@ class EchoUpstream:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        self.received.append(scope["raw_path"].decode())
         last = scope["path"].rsplit("/", 1)[-1]
         handler = getattr(self, f"_{last}", self._echo)
         await handler(scope, receive, send)
