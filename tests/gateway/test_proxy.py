@@ -233,13 +233,16 @@ async def test_unknown_family_is_404(stack: Stack) -> None:
         b"/v1/storage/a/%2E%2E",
         b"/v1/storage/a%2F..%2Fb",
         b"/v1/storage/..",
+        b"/v1/storage/a%5C..%5Cb",  # an encoded backslash, which some upstreams treat as a separator
+        b"/v1/storage/a%5c..",
+        b"/v1/storage/%5C%2e%2e%5Cetc",
     ],
 )
 async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
     raw = await raw_request(stack, b"GET " + path + b" HTTP/1.1\r\nHost: gw\r\n")
     assert raw.startswith(b"HTTP/1.1 400 ")
     assert b'"code": "invalid_request"' in raw
-    assert stack.upstreams["storaged"].active == 0
+    assert stack.upstreams["storaged"].received == []
 
 
 async def test_dots_inside_names_are_fine(stack: Stack) -> None:
