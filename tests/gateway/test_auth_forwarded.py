@@ -25,7 +25,7 @@ class Guarded:
 
     def forwarded(self) -> list[str]:
         """Every path any upstream received, in family order."""
-        return [path for upstream in self.upstreams.values() for path in upstream.received]
+        return [path for upstream in self.upstreams.values() for path in upstream.forwarded]
 
 
 @asynccontextmanager

@@ -242,7 +242,7 @@ async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
     raw = await raw_request(stack, b"GET " + path + b" HTTP/1.1\r\nHost: gw\r\n")
     assert raw.startswith(b"HTTP/1.1 400 ")
     assert b'"code": "invalid_request"' in raw
-    assert stack.upstreams["storaged"].received == []
+    assert stack.upstreams["storaged"].forwarded == []
 
 
 async def test_dots_inside_names_are_fine(stack: Stack) -> None:

@@ -26,6 +26,12 @@ class EchoUpstream:
     delay_secs: float = 0.0
     received: list[str] = field(default_factory=list)
 
+    @property
+    def forwarded(self) -> list[str]:
+        """The /v1/... paths received: what a gateway forwarded. A stray /health probe is left out: on a shared
+        machine another test's supervisor may poll a port it was given that this upstream now holds."""
+        return [path for path in self.received if path.startswith("/v1/")]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
