@@ -66,6 +66,26 @@ async def test_fixed_hop_by_hop_request_headers_are_dropped_unnamed(stack: Stack
     assert "x-kept" in names
 
 
+async def test_connection_tokens_are_comma_separated_with_or_without_spaces(stack: Stack) -> None:
+    raw = await raw_exchange(
+        stack.url,
+        b"GET /v1/sql/echo HTTP/1.1\r\nHost: gw\r\nConnection: X-One,x-TWO ,\tX-Three\r\nConnection: close\r\n"
+        b"X-One: 1\r\nX-Two: 2\r\nX-Three: 3\r\nX-Four: 4\r\n\r\n",
+    )
+    names = [n for n, _ in echoed_headers(raw)]
+    assert not {"x-one", "x-two", "x-three", "connection"} & set(names)
+    assert "x-four" in names
+
+
+async def test_no_host_from_the_client_means_no_x_forwarded_host(stack: Stack) -> None:
+    # HTTP/1.0 needs no Host header; the gateway must not invent one for X-Forwarded-Host.
+    raw = await raw_exchange(stack.url, b"GET /v1/sql/echo HTTP/1.0\r\n\r\n")
+    headers = dict(echoed_headers(raw))
+    assert "x-forwarded-host" not in headers
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["host"].startswith("127.0.0.1:")  # the upstream's own authority
+
+
 async def test_client_x_forwarded_proto_and_host_are_replaced_not_passed_on(stack: Stack) -> None:
     raw = await raw_exchange(
         stack.url,
