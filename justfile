@@ -49,3 +49,9 @@ bench *args:
 # chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
+
+# Mutation testing (mutmut, config in pyproject [tool.mutmut]) with the fast tests; not part of verify. Takes mutant
+# name globs; the default is the security-relevant set (auth, path checks, header rules). `just mutate "gateway.*"`
+mutate *names='"shared.auth*" "gateway.headers*" "gateway.proxy.x_has_dot_dot_segment*"':
+    uv run mutmut run --max-children 2 {{names}}
+    uv run mutmut results | grep -v ': not checked$' || true
