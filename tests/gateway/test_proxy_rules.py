@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.app import create_app
 from shared.config import load_config
@@ -121,10 +122,18 @@ async def test_chunked_upstream_dying_mid_body_aborts_the_client() -> None:
     port = upstream.sockets[0].getsockname()[1]
     config = load_config(gateway={"observerd_url": f"http://127.0.0.1:{port}"})
     async with upstream, run_server(create_app(config)) as url:
-        raw = await raw_exchange(url, b"GET /v1/observer/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        with capture_logs() as logs:
+            raw = await raw_exchange(url, b"GET /v1/observer/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
         async with httpx.AsyncClient(timeout=STUCK_SECS) as c:
             with pytest.raises(httpx.RemoteProtocolError):
                 await c.get(url + "/v1/observer/x")
+    # The operator learns why the client got a cut-off body.
+    assert {
+        "event": "upstream failed mid-response",
+        "log_level": "warning",
+        "family": "observer",
+        "error": "upstream closed the connection before the response was complete",
+    } in logs
     head, body = raw.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"transfer-encoding: chunked" in head.lower()
