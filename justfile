@@ -69,3 +69,9 @@ bench-ingest *args:
 # SQL benchmark: small-aggregate p50/p99 and full-scan Arrow MB/s, through the gateway vs in-process DuckDB (10M rows)
 bench-sql *args:
     uv run python -m scripts.bench_sql {{args}}
+
+# Mutation testing (mutmut, config in pyproject [tool.mutmut]) with the fast tests; not part of verify. Takes mutant
+# name globs; the default is the security-relevant set (auth, header rules, path checks, the proxy's entry point).
+mutate *names='"shared.auth*" "gateway.headers*" "gateway.proxy.x_has_dot_dot_segment*" "gateway.proxy.xǁFamilyProxyǁ__call__*"':
+    uv run mutmut run --max-children 2 {{names}}
+    uv run mutmut results | grep -v ': not checked$' || true

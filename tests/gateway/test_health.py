@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 
 from gateway.app import create_app, family_timeout
@@ -30,16 +33,42 @@ async def test_v1_health_probes_every_upstream(stack: Stack) -> None:
 async def test_v1_health_is_degraded_when_one_is_down() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     async with run_server(create_app(load_config(gateway={"pathwayd_url": dead}))) as url, httpx.AsyncClient() as c:
+        started = time.perf_counter()
         response = await c.get(url + "/v1/health")
+        outside_ms = (time.perf_counter() - started) * 1000
     report = response.json()
     assert response.status_code == 503
     assert report["status"] == "degraded"
+    latency_ms = report["services"]["pathwayd"]["latency_ms"]
     assert report["services"]["pathwayd"] == {
         "status": "down",
         "url": dead,
-        "latency_ms": report["services"]["pathwayd"]["latency_ms"],
+        "latency_ms": latency_ms,
         "detail": "unreachable: ConnectError",
     }
+    # Measured inside the client's own round trip: never more than what the client saw, never nothing.
+    assert 0 < latency_ms <= outside_ms
+
+
+async def test_v1_health_latency_is_in_milliseconds() -> None:
+    async def slow_health(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(slow_health, "127.0.0.1", 0)
+    slow = f"http://127.0.0.1:{upstream.sockets[0].getsockname()[1]}"
+    config = load_config(gateway={"matrixd_url": slow})
+    async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient() as c:
+        started = time.perf_counter()
+        report = (await c.get(url + "/v1/health")).json()
+        outside_ms = (time.perf_counter() - started) * 1000
+    matrixd = report["services"]["matrixd"]
+    assert (matrixd["status"], matrixd["detail"]) == ("down", "answered 500")
+    # The upstream waited 50 ms before answering (a bound with slack for timer granularity, not a timing).
+    assert 40 <= matrixd["latency_ms"] <= outside_ms
 
 
 def test_chat_waits_as_long_as_chatd_plus_a_margin() -> None:

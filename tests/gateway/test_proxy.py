@@ -264,13 +264,18 @@ async def test_unknown_family_is_404(stack: Stack) -> None:
         b"/v1/storage/%2e%2e;/admin",
         b"/v1/storage/..;x=1/admin",
         b"/v1/storage/a/..;",
+        b"/v1/storage/a%5C..%5Cb",  # an encoded backslash, which some upstreams treat as a separator
+        b"/v1/storage/a%5c..",
+        b"/v1/storage/%5C%2e%2e%5Cetc",
     ],
 )
 async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
     raw = await raw_request(stack, b"GET " + path + b" HTTP/1.1\r\nHost: gw\r\n")
     assert raw.startswith(b"HTTP/1.1 400 ")
-    assert b'"code": "invalid_request"' in raw
-    assert stack.upstreams["storaged"].active == 0
+    assert json.loads(raw.split(b"\r\n\r\n", 1)[1]) == {
+        "error": {"code": "invalid_request", "message": "path contains a '..' segment"}
+    }
+    assert stack.upstreams["storaged"].forwarded == []
 
 
 async def test_dots_inside_names_are_fine(stack: Stack) -> None:

@@ -5,16 +5,18 @@ import pytest
 from shared.config import load_config
 from shared.runner import load_factory
 from shared.topology import SERVICES
-from tests.support.servers import app_client
+from tests.support.servers import app_client, asgi_client
 
 BUILT = ("gateway", "chatd", "storaged", "catalogd", "ingestd", "queryd", "pathwayd", "observerd")
 STUBS = [name for name in SERVICES if name not in BUILT]
 
 
-def test_every_service_name_has_an_app() -> None:
+async def test_every_service_name_has_its_own_app() -> None:
     config = load_config()
     for name in SERVICES:
-        assert load_factory(name)(config) is not None
+        async with asgi_client(load_factory(name)(config)) as client:
+            health = await client.get("/health")
+        assert health.json() == {"status": "ok", "service": name}
 
 
 @pytest.mark.parametrize("name", STUBS)

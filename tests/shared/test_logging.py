@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import time
 
 import structlog
 from starlette.requests import Request
@@ -26,7 +28,9 @@ def echo_app() -> object:
 async def test_sane_request_id_is_kept_echoed_and_bound() -> None:
     async with asgi_client(echo_app()) as client:
         with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+            started = time.perf_counter()
             response = await client.get("/echo", headers={"X-Request-ID": "abc-123"})
+            outside_ms = (time.perf_counter() - started) * 1000
     assert response.headers["x-request-id"] == "abc-123"
     assert response.json() == {"seen": "abc-123"}
     handler_line, access_line = logs
@@ -41,6 +45,23 @@ async def test_sane_request_id_is_kept_echoed_and_bound() -> None:
         "status": 200,
         "duration_ms": access_line["duration_ms"],
     }
+    # Measured inside the client's own round trip: never more than what the client saw, never nothing.
+    assert 0 < access_line["duration_ms"] <= outside_ms
+
+
+async def test_duration_is_in_milliseconds() -> None:
+    async def slow(request: Request) -> JSONResponse:
+        await asyncio.sleep(0.05)
+        return JSONResponse({})
+
+    app = service_app("testd", load_config(), [Route("/slow", slow)])
+    async with asgi_client(app) as client:
+        with capture_logs() as logs:
+            started = time.perf_counter()
+            await client.get("/slow")
+            outside_ms = (time.perf_counter() - started) * 1000
+    # The handler slept 50 ms, so about that much passed (a bound with slack for timer granularity, not a timing).
+    assert 40 <= logs[-1]["duration_ms"] <= outside_ms
 
 
 async def test_missing_or_insane_request_id_is_replaced() -> None:

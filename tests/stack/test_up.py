@@ -97,6 +97,23 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
     assert {line["service"] for line in logged if line.get("path") == "/v1/sql/x"} == {"gateway", "queryd"}
     assert not [pid for pid in children if alive(pid)]
     assert all(port_free(port) for port in ports.values())
+    # The graceful path, not the SIGKILL fallback: every server process drained and said so.
+    assert "did not stop" not in out
+    started, drained = server_processes(out, "Started"), server_processes(out, "Finished")
+    assert len(started) >= 11
+    assert drained == started
+    assert started <= children
+
+
+def server_processes(out: str, verb: str) -> set[int]:
+    """The pids in uvicorn's "<verb> server process [pid]" log lines (the children log to our stdout)."""
+    pids = set()
+    for line in out.splitlines():
+        if line.startswith("{"):
+            event = json.loads(line).get("event", "")
+            if event.startswith(f"{verb} server process ["):
+                pids.add(int(event.rsplit("[", 1)[1].rstrip("]")))
+    return pids
 
 
 def test_up_names_a_taken_port_before_starting_anything(stack_file: Path) -> None:

@@ -16,13 +16,21 @@ GZIPPED = gzip.compress(b"squeezed " * 100)
 
 @dataclass
 class EchoUpstream:
-    """`release_sse` lets an SSE stream send its last event; `active`/`disconnected` count /hang requests."""
+    """`release_sse` lets an SSE stream send its last event; `active`/`disconnected` count /hang requests;
+    `received` is the raw path of every request that reached it, whatever it asked for."""
 
     name: str = "echo"
     release_sse: asyncio.Event = field(default_factory=asyncio.Event)
     active: int = 0
     disconnected: int = 0
     delay_secs: float = 0.0
+    received: list[str] = field(default_factory=list)
+
+    @property
+    def forwarded(self) -> list[str]:
+        """The /v1/... paths received: what a gateway forwarded. A stray /health probe is left out: on a shared
+        machine another test's supervisor may poll a port it was given that this upstream now holds."""
+        return [path for path in self.received if path.startswith("/v1/")]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -30,6 +38,7 @@ class EchoUpstream:
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        self.received.append(scope["raw_path"].decode())
         last = scope["path"].rsplit("/", 1)[-1]
         handler = getattr(self, f"_{last}", self._echo)
         await handler(scope, receive, send)
