@@ -1,0 +1,86 @@
+"""catalogd's wire models: manifests, the dataset and version listings, and the commit request."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+CommitMode = Literal["create", "append", "replace"]
+
+
+def check_name(name: str) -> str:
+    """A dataset name becomes a SQL view name: lowercase letters, digits, underscores, not starting with a digit."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"dataset name must match {NAME_PATTERN.pattern} (it becomes a SQL view name), got {name!r}")
+    return name
+
+
+DatasetName = Annotated[str, AfterValidator(check_name)]
+
+
+class WireModel(BaseModel):
+    # "schema" is the wire name; the attribute is `columns` because `schema` is taken on BaseModel.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+
+class Column(WireModel):
+    name: str = Field(min_length=1)
+    type: str = Field(min_length=1, description="an Arrow type string: int64, double, string, timestamp[us], ...")
+    nullable: bool = True
+
+
+class DataFile(WireModel):
+    key: str = Field(min_length=1, description="the storaged key of a Parquet file")
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+
+
+class Manifest(WireModel):
+    """A dataset at one version: every file that makes it up, and its schema."""
+
+    name: str
+    version: int
+    columns: list[Column] = Field(alias="schema")
+    files: list[DataFile]
+    rows: int
+    bytes: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DatasetSummary(WireModel):
+    name: str
+    version: int
+    rows: int
+    bytes: int
+    updated_at: datetime
+
+
+class DatasetList(WireModel):
+    datasets: list[DatasetSummary]
+
+
+class VersionSummary(WireModel):
+    version: int
+    mode: CommitMode
+    rows: int
+    bytes: int
+    created_at: datetime
+
+
+class VersionList(WireModel):
+    versions: list[VersionSummary]
+
+
+class CommitRequest(WireModel):
+    """`POST /v1/catalog/datasets/{name}/commits`: `files` are the new version's (replace) or the added (append)."""
+
+    mode: CommitMode
+    columns: list[Column] = Field(alias="schema", min_length=1)
+    files: list[DataFile]
+    expected_version: int | None = Field(None, ge=0, description="the version the commit is based on; 409 if stale")
