@@ -30,7 +30,7 @@ from shared.sections import (
     PathwaydConfig,
     QuerydConfig,
     S3Config,
-    ServiceConfig,
+    StoragedConfig,
     VectordConfig,
 )
 
@@ -68,7 +68,7 @@ class LakehouseConfig(BaseSettings):
     )
 
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
-    storaged: ServiceConfig = Field(default_factory=ServiceConfig)
+    storaged: StoragedConfig = Field(default_factory=StoragedConfig)
     catalogd: CatalogConfig = Field(default_factory=CatalogConfig)
     ingestd: IngestConfig = Field(default_factory=IngestConfig)
     queryd: QuerydConfig = Field(default_factory=QuerydConfig)

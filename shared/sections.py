@@ -69,6 +69,13 @@ class ServiceConfig(Section):
     bind: Bind = Field("127.0.0.1:3211", description="address the service listens on")
 
 
+class StoragedConfig(Section):
+    bind: Bind = Field("127.0.0.1:3211", description="address storaged listens on")
+    backend: Literal["local", "s3"] = Field("local", description='where objects live: "local" (root) or "s3" ([s3])')
+    root: str = Field("lakehouse-data/objects", description="local backend's directory (relative to the cwd)")
+    max_put_bytes: int = Field(256 << 20, gt=0, description="largest object a PUT may store, in bytes")
+
+
 class CatalogConfig(Section):
     bind: Bind = Field("127.0.0.1:3212", description="address catalogd listens on")
     storaged_url: Url = Field("http://127.0.0.1:3211", description="storaged, where manifests are persisted")

@@ -4,6 +4,8 @@
 - `object_root`: a fresh directory for a service's on-disk state (storaged's root, a JSONL log, ...).
 - `stack`: the gateway on a real port with every family pointed at its own echo upstream.
 - `ollama_upstream` / `openai_upstream`: the provider fakes on real ports, recording what they received.
+- from tests/support/storage.py: `s3_server` / `s3` (moto's S3 server), `storaged` (parametrized over the local
+  and S3 backends), `storaged_local`, `catalogd`, and `start_storaged` / `start_catalogd` for custom setups.
 
 A contract suite that must hold for several backends parametrizes a fixture over them, e.g.
 `@pytest.fixture(params=["local", "s3"])` returning the service built on `request.param`.
@@ -26,6 +28,9 @@ from tests.support.fakes import ollama, openai
 from tests.support.fakes.echo import EchoUpstream
 from tests.support.fakes.recorder import FakeUpstream
 from tests.support.servers import run_server, run_servers
+
+# storaged, catalogd and the S3 server live in their own module; this plugin brings them to every test.
+pytest_plugins = ["tests.support.storage"]
 
 ConfigFactory = Callable[..., LakehouseConfig]
 

@@ -1,0 +1,117 @@
+"""The interface every storaged backend implements, and what they share: object metadata, preconditions, key locks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.storaged.ranges import Span
+from shared.errors import LakehouseError
+from shared.startup import StartupFailed
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str  # quoted, as the ETag header carries it
+    last_modified: datetime
+    content_type: str = DEFAULT_CONTENT_TYPE
+
+
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """A conditional write: `if_none_match` = create only (If-None-Match: *); `if_match` = the ETag to replace."""
+
+    if_none_match: bool = False
+    if_match: str | None = None
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.if_none_match or self.if_match is not None
+
+
+class ObjectHandle(Protocol):
+    """An object opened for reading: its metadata is known, its bytes are read on demand."""
+
+    info: ObjectInfo
+
+    def stream(self, span: Span | None) -> AsyncGenerator[bytes, None]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Where storaged's objects live. Keys reach a backend already checked by `keys.check_key`.
+
+    Errors are LakehouseError: not_found, precondition_failed, key_conflict; a body iterator that raises (e.g.
+    payload_too_large) propagates, and the backend leaves nothing of that write behind.
+    """
+
+    name: str
+
+    async def start(self) -> None:
+        """Check the backend can be used (create the root, check the bucket); raise BackendUnavailable if not."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def put(
+        self, key: str, body: AsyncIterator[bytes], *, content_type: str, precondition: Precondition
+    ) -> ObjectInfo: ...
+
+    async def open(self, key: str) -> ObjectHandle: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def list(self, prefix: str, *, after: str | None, limit: int) -> list[ObjectInfo]:
+        """Up to `limit` objects whose keys start with `prefix` and sort after `after`, sorted by key."""
+        ...
+
+
+class BackendUnavailable(StartupFailed):
+    """The backend cannot serve (missing bucket, unreachable endpoint, unusable root): one line for the operator."""
+
+
+class KeyLocks:
+    """One asyncio lock per key, created on demand and dropped when unused: serialises writers of the same key."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def check_precondition(key: str, precondition: Precondition, current_etag: str | None) -> None:
+    """412 unless the write's condition holds for the object's current ETag (None: the key does not exist)."""
+    if precondition.if_none_match and current_etag is not None:
+        raise LakehouseError("precondition_failed", f"If-None-Match: * failed: {key!r} already exists")
+    if precondition.if_match is not None and not etag_matches(precondition.if_match, current_etag):
+        found = "it does not exist" if current_etag is None else f"its ETag is {current_etag}"
+        raise LakehouseError("precondition_failed", f"If-Match failed for {key!r}: {found}")
+
+
+def etag_matches(header: str, etag: str | None) -> bool:
+    """An If-Match / If-None-Match list against the current ETag (`*` matches any existing object; W/ is ignored)."""
+    if etag is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag.removeprefix("W/") in tags

@@ -1,0 +1,417 @@
+"""The local directory backend: one file per object under `root`, at the path its key names.
+
+The file at `root/<key>` holds exactly the object's bytes (queryd reads Parquet there directly); Content-Type and
+the ETag (the MD5 of the content, as S3 gives for a single-part upload) are extended attributes of that file.
+
+No key can resolve outside `root`: keys are checked first (no `.`/`..` segment, no backslash), and every path is then
+walked one directory at a time with O_NOFOLLOW relative to the parent's descriptor, so a symbolic link anywhere
+under root (planted or raced in) is refused rather than followed. Writes go to a temp file in the object's own
+directory, are fsynced, then renamed into place (create-only writes hard-link instead, which fails if the key exists
+— atomic even across processes). Temp files carry a backslash in their name, which no key can, so they never collide
+with an object and never appear in a listing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from anyio import to_thread
+
+from services.storaged.backends.base import (
+    DEFAULT_CONTENT_TYPE,
+    BackendUnavailable,
+    KeyLocks,
+    ObjectInfo,
+    Precondition,
+    check_precondition,
+)
+from services.storaged.ranges import Span
+from shared.errors import LakehouseError
+
+CONTENT_TYPE_ATTR = "user.lakehouse.content_type"
+ETAG_ATTR = "user.lakehouse.etag"
+TEMP_MARK = "\\"  # in every temp file's name; never in a key
+WRITE_BLOCK = 1 << 20  # bytes gathered before one write in a worker thread
+READ_BLOCK = 1 << 20
+INLINE_READ = 256 << 10  # objects this small are read while opening: one thread hop per small GET
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _symlink_error(key: str) -> LakehouseError:
+    return LakehouseError("invalid_request", f"invalid object key {key!r}: it passes through a symbolic link")
+
+
+def _conflict(key: str, why: str) -> LakehouseError:
+    return LakehouseError("key_conflict", f"cannot store {key!r}: {why} (the local backend cannot hold both a/b and a)")
+
+
+def _not_found(key: str) -> LakehouseError:
+    return LakehouseError("not_found", f"no object {key!r}")
+
+
+def _name_error(key: str, exc: OSError) -> LakehouseError | None:
+    if exc.errno == errno.ENAMETOOLONG:
+        return LakehouseError("invalid_request", f"invalid object key {key!r}: a segment is too long for the disk")
+    return None
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _etag(fd_or_path: int | str, st: os.stat_result) -> str:
+    try:
+        if isinstance(fd_or_path, int):
+            return os.getxattr(fd_or_path, ETAG_ATTR).decode()
+        return os.getxattr(fd_or_path, ETAG_ATTR, follow_symlinks=False).decode()
+    except OSError:
+        # A file put there by hand has no attribute: size and modification time still tell versions apart.
+        return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+
+
+def _info(key: str, st: os.stat_result, etag: str, content_type: str) -> ObjectInfo:
+    modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
+    return ObjectInfo(key, st.st_size, etag, modified, content_type)
+
+
+@dataclass
+class LocalHandle:
+    info: ObjectInfo
+    fd: int
+    head: bytes | None  # the whole object when it was small enough to read while opening
+    closed: bool = field(default=False)
+
+    async def stream(self, span: Span | None) -> AsyncGenerator[bytes, None]:
+        start, end = (span.start, span.end + 1) if span else (0, self.info.size)
+        if self.head is not None:
+            if end > start:
+                yield self.head[start:end]
+            return
+        position = start
+        while position < end:
+            chunk = await to_thread.run_sync(os.pread, self.fd, min(READ_BLOCK, end - position), position)
+            if not chunk:
+                return  # truncated under us (by hand): end rather than spin
+            position += len(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._root_fd = -1
+        self._locks = KeyLocks()
+
+    async def start(self) -> None:
+        await to_thread.run_sync(self._start)
+
+    def _start(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot use storaged root {self.root}: {exc.strerror}") from None
+        probe = f"{TEMP_MARK}lh-probe-{secrets.token_hex(4)}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644, dir_fd=self._root_fd)
+        try:
+            os.setxattr(fd, CONTENT_TYPE_ATTR, b"x")
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"storaged root {self.root} is on a file system without user extended attributes ({exc.strerror}); "
+                "they hold each object's Content-Type and ETag"
+            ) from None
+        finally:
+            os.close(fd)
+            os.unlink(probe, dir_fd=self._root_fd)
+
+    async def close(self) -> None:
+        if self._root_fd >= 0:
+            os.close(self._root_fd)
+            self._root_fd = -1
+
+    # --- walking -----------------------------------------------------------------------------------------------
+
+    def _open_dirs(self, key: str, dirs: list[str], *, create: bool) -> list[int]:
+        """Descriptors of root's subdirectories along `dirs` (the root's own not included); the caller closes them."""
+        fds: list[int] = []
+        parent = self._root_fd
+        try:
+            for name in dirs:
+                try:
+                    fd = os.open(name, DIR_FLAGS, dir_fd=parent)
+                except FileNotFoundError:
+                    if not create:
+                        raise _not_found(key) from None
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(name, 0o755, dir_fd=parent)
+                    fd = os.open(name, DIR_FLAGS, dir_fd=parent)
+                fds.append(fd)
+                parent = fd
+        except OSError as exc:
+            through_link = exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and _is_symlink(name, parent))
+            for fd in fds:
+                os.close(fd)
+            if through_link:
+                raise _symlink_error(key) from None
+            if exc.errno == errno.ENOTDIR:
+                if create:
+                    raise _conflict(key, "a parent of it is an object") from None
+                raise _not_found(key) from None
+            raise _name_error(key, exc) or exc from None
+        return fds
+
+    def _current(self, key: str, dir_fd: int, name: str) -> str | None:
+        """The ETag of the object `name` in `dir_fd`, None when there is none."""
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            raise _symlink_error(key)
+        if stat.S_ISDIR(st.st_mode):
+            raise _conflict(key, "other objects have it as their prefix")
+        if not stat.S_ISREG(st.st_mode):
+            raise _conflict(key, "something other than a file is in the way")
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            return _etag(fd, st)
+        finally:
+            os.close(fd)
+
+    # --- writing -----------------------------------------------------------------------------------------------
+
+    def _begin(self, key: str) -> tuple[list[int], str, int]:
+        segments = key.split("/")
+        # A delete may remove an empty directory between our mkdir and the temp file: walk again.
+        for attempt in range(5):
+            fds = self._open_dirs(key, segments[:-1], create=True)
+            dir_fd = fds[-1] if fds else self._root_fd
+            temp = f"{TEMP_MARK}lh-tmp-{secrets.token_hex(8)}"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fd = os.open(temp, flags, 0o644, dir_fd=dir_fd)
+            except FileNotFoundError:
+                for d in fds:
+                    os.close(d)
+                if attempt == 4:
+                    raise
+                continue
+            return fds, temp, fd
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _write(fd: int, data: bytes, digest: hashlib._Hash) -> None:
+        digest.update(data)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    @staticmethod
+    def _finish(fd: int, content_type: str, etag: str) -> None:
+        os.setxattr(fd, CONTENT_TYPE_ATTR, content_type.encode())
+        os.setxattr(fd, ETAG_ATTR, etag.encode())
+        os.fsync(fd)
+
+    def _commit(self, key: str, dir_fd: int, temp: str, precondition: Precondition) -> os.stat_result:
+        name = key.rpartition("/")[2]
+        check_precondition(key, precondition, self._current(key, dir_fd, name))
+        try:
+            if precondition.if_none_match:
+                os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                os.unlink(temp, dir_fd=dir_fd)
+            else:
+                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except FileExistsError:
+            raise LakehouseError("precondition_failed", f"If-None-Match: * failed: {key!r} already exists") from None
+        except IsADirectoryError:
+            raise _conflict(key, "other objects have it as their prefix") from None
+        os.fsync(dir_fd)
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+
+    async def put(
+        self, key: str, body: AsyncIterator[bytes], *, content_type: str, precondition: Precondition
+    ) -> ObjectInfo:
+        if precondition.is_conditional:
+            # Fail before reading a large body when the answer is already known; checked again when committing.
+            await to_thread.run_sync(self._precheck, key, precondition)
+        fds, temp, fd = await to_thread.run_sync(self._begin, key)
+        dir_fd = fds[-1] if fds else self._root_fd
+        committed = False
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            pending: list[bytes] = []
+            pending_size = 0
+            async for chunk in body:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= WRITE_BLOCK:
+                    await to_thread.run_sync(self._write, fd, b"".join(pending), digest)
+                    pending, pending_size = [], 0
+            await to_thread.run_sync(self._write, fd, b"".join(pending), digest)
+            etag = f'"{digest.hexdigest()}"'
+            await to_thread.run_sync(self._finish, fd, content_type, etag)
+            os.close(fd)
+            fd = -1
+            async with self._locks.hold(key):
+                st = await to_thread.run_sync(self._commit, key, dir_fd, temp, precondition)
+            committed = True
+            return _info(key, st, etag, content_type)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+            if not committed:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=dir_fd)
+            for d in fds:
+                os.close(d)
+
+    def _precheck(self, key: str, precondition: Precondition) -> None:
+        *dirs, name = key.split("/")
+        try:
+            fds = self._open_dirs(key, dirs, create=False)
+        except LakehouseError as exc:
+            if exc.code != "not_found":
+                raise
+            check_precondition(key, precondition, None)
+            return
+        try:
+            check_precondition(key, precondition, self._current(key, fds[-1] if fds else self._root_fd, name))
+        finally:
+            for d in fds:
+                os.close(d)
+
+    # --- reading -----------------------------------------------------------------------------------------------
+
+    def _open(self, key: str) -> LocalHandle:
+        *dirs, name = key.split("/")
+        fds = self._open_dirs(key, dirs, create=False)
+        try:
+            dir_fd = fds[-1] if fds else self._root_fd
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            except FileNotFoundError:
+                raise _not_found(key) from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise _symlink_error(key) from None
+                raise _name_error(key, exc) or exc from None
+        finally:
+            for d in fds:
+                os.close(d)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise _not_found(key)
+            try:
+                content_type = os.getxattr(fd, CONTENT_TYPE_ATTR).decode()
+            except OSError:
+                content_type = DEFAULT_CONTENT_TYPE
+            head = os.pread(fd, st.st_size, 0) if st.st_size <= INLINE_READ else None
+            return LocalHandle(_info(key, st, _etag(fd, st), content_type), fd, head)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    async def open(self, key: str) -> LocalHandle:
+        return await to_thread.run_sync(self._open, key)
+
+    # --- deleting ----------------------------------------------------------------------------------------------
+
+    def _delete(self, key: str) -> None:
+        *dirs, name = key.split("/")
+        try:
+            fds = self._open_dirs(key, dirs, create=False)
+        except LakehouseError as exc:
+            if exc.code == "not_found":
+                return
+            raise
+        try:
+            dir_fd = fds[-1] if fds else self._root_fd
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if stat.S_ISLNK(st.st_mode):
+                raise _symlink_error(key)
+            if not stat.S_ISREG(st.st_mode):
+                return  # a directory of other objects: the key itself names no object
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=dir_fd)
+            # Empty parents go too, so that a later PUT of the parent's own key does not conflict with them.
+            parents = [self._root_fd, *fds]
+            for depth in range(len(dirs) - 1, -1, -1):
+                try:
+                    os.rmdir(dirs[depth], dir_fd=parents[depth])
+                except OSError:
+                    break
+        finally:
+            for d in fds:
+                os.close(d)
+
+    async def delete(self, key: str) -> None:
+        async with self._locks.hold(key):
+            await to_thread.run_sync(self._delete, key)
+
+    # --- listing -----------------------------------------------------------------------------------------------
+
+    def _walk(self, directory: Path, base: str, prefix: str, after: str) -> Iterator[ObjectInfo]:
+        """Objects under `directory` (whose keys start with `base`) in key order, pruned by prefix and after."""
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        named = []
+        for entry in entries:
+            if TEMP_MARK in entry.name or entry.is_symlink():
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if not is_dir and not entry.is_file(follow_symlinks=False):
+                continue
+            # Sorting a directory's files as "name" and its subdirectories as "name/" gives global key order.
+            named.append((base + entry.name + ("/" if is_dir else ""), is_dir, entry))
+        named.sort(key=lambda item: item[0])
+        for key, is_dir, entry in named:
+            if is_dir:
+                reaches_prefix = key.startswith(prefix) or prefix.startswith(key)
+                all_before = key < after and not after.startswith(key)
+                if reaches_prefix and not all_before:
+                    yield from self._walk(Path(entry.path), key, prefix, after)
+                continue
+            if not key.startswith(prefix) or key <= after:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield _info(key, st, _etag(entry.path, st), DEFAULT_CONTENT_TYPE)
+
+    def _list(self, prefix: str, after: str | None, limit: int) -> list[ObjectInfo]:
+        found = []
+        for info in self._walk(self.root, "", prefix, after or ""):
+            found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
+    async def list(self, prefix: str, *, after: str | None, limit: int) -> list[ObjectInfo]:
+        return await to_thread.run_sync(self._list, prefix, after, limit)

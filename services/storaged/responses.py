@@ -1,0 +1,47 @@
+"""The response that streams an object from its backend handle (and closes the handle whatever happens)."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from email.utils import format_datetime
+
+from starlette.responses import Response
+
+from services.storaged.backends.base import ObjectHandle, ObjectInfo
+from services.storaged.ranges import Span
+from shared.types import Receive, Scope, Send
+
+
+def object_headers(info: ObjectInfo) -> dict[str, str]:
+    """The validators and type of an object, as GET, HEAD and 304 give them."""
+    return {
+        "etag": info.etag,
+        "last-modified": format_datetime(info.last_modified, usegmt=True),
+        "content-type": info.content_type,
+        "accept-ranges": "bytes",
+    }
+
+
+class ObjectResponse(Response):
+    """200 with the whole object or 206 with `span`; HEAD gets the same headers and no body."""
+
+    def __init__(self, handle: ObjectHandle, span: Span | None) -> None:
+        info = handle.info
+        headers = object_headers(info)
+        headers["content-length"] = str(span.length if span else info.size)
+        if span is not None:
+            headers["content-range"] = f"bytes {span.start}-{span.end}/{info.size}"
+        super().__init__(status_code=206 if span else 200, headers=headers)
+        self.handle = handle
+        self.span = span
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            if scope["method"] != "HEAD":
+                async with aclosing(self.handle.stream(self.span)) as chunks:
+                    async for chunk in chunks:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await self.handle.aclose()
