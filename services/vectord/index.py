@@ -178,7 +178,10 @@ class VectorIndex:
                     if len(hits) < min(k, len(allowed)):
                         hits = self._exact(sorted(allowed), query, k)
             else:
-                hits = self._hnsw(query, min(k, total)) if total else []
+                # HNSW is approximate even when asked for everything: short answers get an exact scan.
+                hits = self._hnsw(query, k) if 0 < k < total else []
+                if len(hits) < min(k, total):
+                    hits = self._exact(list(self.id_of), query, k)
             matches = [Match(self.id_of[key], score, self.metadata[self.id_of[key]]) for key, score in hits]
             if include_vectors and hits:
                 vectors = np.asarray(self.graph.get(np.array([key for key, _ in hits], dtype=np.uint64)))
