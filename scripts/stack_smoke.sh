@@ -30,7 +30,7 @@ check "/v1/health: gateway and all ten upstreams up" \
     test "$STATUS:$(json 'b["status"], len(b["services"]), all(s["status"] == "ok" for s in b["services"].values())')" \
     = "200:ok 10 True"
 
-for family in storage catalog ingest sql pathway matrix observer; do
+for family in catalog ingest sql pathway observer; do
     request GET "$gateway/v1/$family/anything?x=1"
     check "/v1/$family → 501 not_implemented from its stub" \
         test "$STATUS:$(json 'b["error"]["code"]')" = "501:not_implemented"

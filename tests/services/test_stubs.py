@@ -7,7 +7,11 @@ from shared.runner import load_factory
 from shared.topology import SERVICES
 from tests.support.servers import app_client
 
-STUBS = [name for name in SERVICES if name not in ("gateway", "chatd", "storaged", "catalogd", "embedd", "vectord")]
+STUBS = [
+    name
+    for name in SERVICES
+    if name not in ("gateway", "chatd", "storaged", "catalogd", "embedd", "vectord", "matrixd")
+]
 
 
 def test_every_service_name_has_an_app() -> None:
