@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
@@ -13,10 +14,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.health import PROBE_TIMEOUT_SECS, probe_all
-from gateway.proxy import FAMILY_PREFIX, Family, FamilyProxy
+from gateway.proxy import Family, FamilyProxy
 from shared.app import service_app
 from shared.config import LakehouseConfig
-from shared.topology import UPSTREAMS
+from shared.topology import FAMILY_PREFIX, upstreams
 from shared.upstream import UpstreamPool
 
 # chatd answers within its own timeout_secs; the gateway waits that long plus this margin.
@@ -26,39 +27,56 @@ CHAT_TIMEOUT_MARGIN_SECS = 10.0
 def family_timeout(config: LakehouseConfig, family: str) -> float:
     configured: float = getattr(config.gateway.timeouts, family)
     if family == "chat" and not configured:
-        return config.chatd.call_timeout_secs + CHAT_TIMEOUT_MARGIN_SECS
+        derived: float = config.chatd.call_timeout_secs + CHAT_TIMEOUT_MARGIN_SECS
+        return derived
     return configured
 
 
 def upstream_urls(config: LakehouseConfig) -> dict[str, str]:
     """service name -> upstream URL, for every family with a URL configured."""
-    urls = {s.name: getattr(config.gateway, s.gateway_url_key) for s in UPSTREAMS}
+    urls = {s.name: getattr(config.gateway, s.gateway_url_key) for s in upstreams()}
     return {name: url for name, url in urls.items() if url}
 
 
-def build_families(config: LakehouseConfig) -> dict[str, Family]:
+@dataclass(frozen=True, slots=True)
+class Routes:
+    """What the proxy forwards: families by the segment after /v1/, exact paths by the whole path."""
+
+    families: dict[str, Family]
+    exact: dict[str, Family]
+
+    def pools(self) -> list[UpstreamPool]:
+        return list({id(f.pool): f.pool for f in (*self.families.values(), *self.exact.values())}.values())
+
+
+def build_routes(config: LakehouseConfig) -> Routes:
     urls = upstream_urls(config)
-    families = {}
-    for service in UPSTREAMS:
-        if service.name in urls:
-            name = service.family.removeprefix(FAMILY_PREFIX)
-            families[name] = Family(name, service.name, UpstreamPool(urls[service.name]), family_timeout(config, name))
-    return families
+    routes = Routes({}, {})
+    for service in upstreams():
+        if service.name not in urls:
+            continue
+        # One pool per service: its prefix family and its exact paths share the upstream's connections.
+        pool = UpstreamPool(urls[service.name], max_connections=config.gateway.upstream_max_connections)
+        name = service.timeout_key
+        timeout = family_timeout(config, name)
+        routes.families[name] = Family(name, service.name, pool, timeout)
+        for path in service.exact_paths:
+            routes.exact[path] = Family(path.removeprefix(FAMILY_PREFIX), service.name, pool, timeout)
+    return routes
 
 
 def create_app(config: LakehouseConfig) -> Starlette:
-    families = build_families(config)
+    routes = build_routes(config)
     probes = upstream_urls(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECS, trust_env=False) as client:
-            app.state.probe_client = client
-            try:
-                yield
-            finally:
-                for family in families.values():
-                    await family.pool.aclose()
+        async with AsyncExitStack() as resources:
+            for pool in routes.pools():
+                await resources.enter_async_context(pool)
+            client = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECS, trust_env=False)
+            app.state.probe_client = await resources.enter_async_context(client)
+            yield
 
     async def v1_health(request: Request) -> JSONResponse:
         report = await probe_all(request.app.state.probe_client, probes)
@@ -69,5 +87,5 @@ def create_app(config: LakehouseConfig) -> Starlette:
         config,
         [Route("/v1/health", v1_health, methods=["GET"])],
         lifespan=lifespan,
-        front=[Middleware(FamilyProxy, families=families)],
+        front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact)],
     )

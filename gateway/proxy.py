@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -11,6 +11,7 @@ import structlog
 
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import send_error
+from shared.topology import FAMILY_PREFIX
 from shared.types import ASGIApp, Message, Receive, Scope, Send
 from shared.upstream import (
     Headers,
@@ -20,14 +21,16 @@ from shared.upstream import (
     chunked,
 )
 
-FAMILY_PREFIX = "/v1/"
 # How long a request may wait on its upstream before a task starts watching for the client to go away.
 LAZY_WATCH_SECS = 0.05
+# A streamed request body up to this size is read whole first, so that it can be sent again on a fresh
+# connection when a pooled one turns out stale; a bigger one streams and is never replayed.
+REPLAY_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    name: str  # "chat" for /v1/chat
+    name: str  # "chat" for /v1/chat, "models" for the exact path /v1/models
     service: str
     pool: UpstreamPool
     header_timeout_secs: float
@@ -38,16 +41,16 @@ class ClientDisconnected(Exception):
 
 
 def has_dot_dot_segment(raw_path: bytes) -> bool:
-    """True for a `..` segment, raw or percent-encoded (also one hidden behind an encoded slash)."""
-    if b".." in raw_path and b".." in raw_path.split(b"/"):
-        return True
-    if b"%" not in raw_path:
+    """True for a `..` segment as any upstream might see it: raw or percent-encoded (also behind an encoded
+    slash), with a backslash taken as a separator (as Windows and some frameworks do), with `;` parameters
+    (`..;x`, as servlet containers strip them)."""
+    path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+    if b".." not in path:
         return False
-    decoded = unquote_to_bytes(raw_path)
-    return b".." in decoded.replace(b"\\", b"/").split(b"/")
+    return any(segment.partition(b";")[0] == b".." for segment in path.replace(b"\\", b"/").split(b"/"))
 
 
-async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
+async def _request_body(first: bytes, receive: Receive, on_end: Callable[[], None]) -> AsyncIterator[bytes]:
     yield first
     while True:
         message = await receive()
@@ -55,16 +58,41 @@ async def _request_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
             raise ClientDisconnected
         yield message.get("body", b"")
         if not message.get("more_body", False):
+            on_end()
             return
 
 
-class FamilyProxy:
-    """Forwards /v1/<family>/... to the family's upstream; every other path goes on to `app`."""
+async def _whole_body(first: bytes, receive: Receive) -> bytes | None:
+    """The rest of a small body, joined to its first part; None if the client went away meanwhile."""
+    parts = [first]
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
 
-    def __init__(self, app: ASGIApp, *, families: Mapping[str, Family]) -> None:
+
+def _content_length(headers: Headers) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)  # the server's parser has already checked it is a number
+    return None
+
+
+class FamilyProxy:
+    """Forwards /v1/<family>/... and each exact path to its upstream; every other path goes on to `app`.
+
+    `families` is keyed by the segment after /v1/ ("chat"), `exact` by the whole path ("/v1/models"): one dict
+    lookup each, so the hot path never scans a list of routes.
+    """
+
+    def __init__(self, app: ASGIApp, *, families: Mapping[str, Family], exact: Mapping[str, Family]) -> None:
         self.app = app
         self.families = dict(families)
-        self.known = ", ".join(FAMILY_PREFIX + name for name in self.families)
+        self.exact = dict(exact)
+        self.known = ", ".join([*(FAMILY_PREFIX + name for name in self.families), *self.exact])
         self.log = structlog.get_logger("gateway")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,14 +100,16 @@ class FamilyProxy:
         if not path.startswith(FAMILY_PREFIX):
             await self.app(scope, receive, send)
             return
-        name = path[len(FAMILY_PREFIX) :].partition("/")[0]
-        family = self.families.get(name)
+        family = self.exact.get(path)
         if family is None:
-            if name == "health":
-                await self.app(scope, receive, send)
-            else:
-                await send_error(send, "not_found", f"no gateway family for {path}; known: {self.known}")
-            return
+            name = path[len(FAMILY_PREFIX) :].partition("/")[0]
+            family = self.families.get(name)
+            if family is None:
+                if name == "health":
+                    await self.app(scope, receive, send)
+                else:
+                    await send_error(send, "not_found", f"no gateway family for {path}; known: {self.known}")
+                return
         raw_path: bytes = scope.get("raw_path") or path.encode()
         if has_dot_dot_segment(raw_path):
             await send_error(send, "invalid_request", "path contains a '..' segment")
@@ -97,13 +127,20 @@ class FamilyProxy:
         first_chunk: bytes = first.get("body", b"")
         body: bytes | AsyncIterator[bytes] = first_chunk
         stream_body: bool = first.get("more_body", False)
-        has_length = any(name == b"content-length" for name, _ in headers)
+        length = _content_length(headers)
+        if stream_body and length is not None and length <= REPLAY_MAX_BYTES:
+            whole = await _whole_body(first_chunk, receive)
+            if whole is None:
+                return
+            body, stream_body = whole, False
         # A body of unknown length (it came chunked) goes upstream chunked; one with a length keeps its length.
-        rechunk = stream_body and not has_length
+        rechunk = stream_body and length is None
+        watch = DisconnectWatch(receive)
         if stream_body:
-            raw = _request_body(first_chunk, receive)
+            # Once the body is all sent, the client going away must cancel the wait for the upstream's answer.
+            raw = _request_body(first_chunk, receive, watch.start)
             body = chunked(raw) if rechunk else raw
-        elif first_chunk and not has_length:
+        elif first_chunk and length is None:
             headers = [*headers, (b"content-length", str(len(first_chunk)).encode())]
         upstream_headers = upstream_request_headers(
             headers,
@@ -112,7 +149,6 @@ class FamilyProxy:
             scheme=scope.get("scheme", "http"),
             chunked=rechunk,
         )
-        watch = DisconnectWatch(receive)
         if not stream_body:
             # Most upstreams answer within milliseconds; only a slow one is worth a watcher task.
             watch.start_later(LAZY_WATCH_SECS)

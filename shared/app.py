@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Lifespan
 from shared.auth import AuthMiddleware
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError, handle_http_exception, handle_lakehouse_error, handle_unexpected
+from shared.host import HostHeaderMiddleware
 from shared.logging import AccessLogMiddleware
 
 
@@ -54,13 +55,14 @@ def service_app(
     lifespan: Lifespan[Starlette] | None = None,
     front: Sequence[Middleware] = (),
 ) -> Starlette:
-    """A Starlette app for `service` with GET /health, auth, request ids, access lines and JSON errors.
+    """A Starlette app for `service` with GET /health, auth, request ids, access lines, Host checks, JSON errors.
 
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
     """
     app = ServiceApp(
         front=[
             Middleware(AccessLogMiddleware, service=service),
+            Middleware(HostHeaderMiddleware),
             Middleware(
                 AuthMiddleware,
                 token=config.auth.token.get_secret_value(),

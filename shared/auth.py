@@ -35,7 +35,7 @@ def peer_allowed(host: str | None, networks: tuple[IPNetwork, ...]) -> bool:
 class AuthMiddleware:
     def __init__(self, app: ASGIApp, *, token: str = "", allowed_ips: Iterable[str] = ()) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else b""
+        self.expected = token.encode()
         self.networks = parse_networks(allowed_ips)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,7 +53,9 @@ class AuthMiddleware:
                 if name == b"authorization":
                     presented = value
                     break
-            if not hmac.compare_digest(presented, self.expected):
+            scheme, _, credentials = presented.partition(b" ")
+            # The scheme is case-insensitive (RFC 9110 §11.1); the token is compared in constant time.
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.lstrip(b" "), self.expected):
                 await send_error(send, "unauthorized", "missing or wrong Authorization: Bearer token")
                 return
         await self.app(scope, receive, send)

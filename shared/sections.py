@@ -36,99 +36,75 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-class GatewayTimeouts(Section):
-    storage: float = Field(300.0, gt=0, description="seconds to wait for storaged's response headers")
-    catalog: float = Field(30.0, gt=0, description="seconds to wait for catalogd's response headers")
-    ingest: float = Field(600.0, gt=0, description="seconds to wait for ingestd (large CSV uploads)")
-    sql: float = Field(300.0, gt=0, description="seconds to wait for queryd")
-    vectors: float = Field(60.0, gt=0, description="seconds to wait for vectord")
-    embed: float = Field(60.0, gt=0, description="seconds to wait for embedd")
-    pathway: float = Field(30.0, gt=0, description="seconds to wait for pathwayd")
-    matrix: float = Field(60.0, gt=0, description="seconds to wait for matrixd")
-    observer: float = Field(30.0, gt=0, description="seconds to wait for observerd")
-    chat: float = Field(0.0, ge=0, description="seconds to wait for chatd; 0 = chatd's timeout_secs plus 10")
+class ServiceSection(Section):
+    """A service's section. The registry row (shared/topology.py) gives `bind` its default and description."""
+
+    bind: Bind = Field("127.0.0.1:0", description="address the service listens on")
 
 
-class GatewayConfig(Section):
-    bind: Bind = Field("127.0.0.1:3110", description="address the gateway listens on")
+class GatewayConfig(ServiceSection):
+    """The gateway's own keys; each upstream's `<name>_url` and `[gateway.timeouts]` come from the registry."""
+
     workers: int = Field(0, ge=0, le=256, description="gateway processes sharing the port; 0 = one per CPU core")
-    storaged_url: Url = Field("http://127.0.0.1:3211", description="upstream of /v1/storage")
-    catalogd_url: Url = Field("http://127.0.0.1:3212", description="upstream of /v1/catalog")
-    ingestd_url: Url = Field("http://127.0.0.1:3213", description="upstream of /v1/ingest")
-    queryd_url: Url = Field("http://127.0.0.1:3214", description="upstream of /v1/sql")
-    vectord_url: Url = Field("http://127.0.0.1:3215", description="upstream of /v1/vectors")
-    embedd_url: Url = Field("http://127.0.0.1:3216", description="upstream of /v1/embed")
-    pathwayd_url: Url = Field("http://127.0.0.1:3217", description="upstream of /v1/pathway")
-    matrixd_url: Url = Field("http://127.0.0.1:3218", description="upstream of /v1/matrix")
-    observerd_url: Url = Field("http://127.0.0.1:3219", description="upstream of /v1/observer")
-    chatd_url: Url = Field("http://127.0.0.1:3220", description="upstream of /v1/chat")
-    timeouts: GatewayTimeouts = Field(default_factory=GatewayTimeouts, description="per-family header timeouts")
+    upstream_max_connections: int = Field(
+        256, ge=1, le=65536, description="open connections to each upstream per gateway process; more requests queue"
+    )
 
 
-class ServiceConfig(Section):
-    bind: Bind = Field("127.0.0.1:3211", description="address the service listens on")
+class ServiceConfig(ServiceSection):
+    """A stub's section: nothing but the bind."""
 
 
-class StoragedConfig(Section):
-    bind: Bind = Field("127.0.0.1:3211", description="address storaged listens on")
+class StoragedConfig(ServiceSection):
     backend: Literal["local", "s3"] = Field("local", description='where objects live: "local" (root) or "s3" ([s3])')
     root: str = Field("lakehouse-data/objects", description="local backend's directory (relative to the cwd)")
     max_put_bytes: int = Field(256 << 20, gt=0, description="largest object a PUT may store, in bytes")
 
 
-class CatalogConfig(Section):
-    bind: Bind = Field("127.0.0.1:3212", description="address catalogd listens on")
+class CatalogConfig(ServiceSection):
     storaged_url: Url = Field("http://127.0.0.1:3211", description="storaged, where manifests are persisted")
 
 
-class IngestConfig(Section):
-    bind: Bind = Field("127.0.0.1:3213", description="address ingestd listens on")
+class IngestConfig(ServiceSection):
     storaged_url: Url = Field("http://127.0.0.1:3211", description="storaged, where Parquet is PUT")
     catalogd_url: Url = Field("http://127.0.0.1:3212", description="catalogd, where datasets are registered")
     max_ingest_bytes: int = Field(256 << 20, gt=0, description="largest accepted multipart body, in bytes")
 
 
-class QuerydConfig(Section):
-    bind: Bind = Field("127.0.0.1:3214", description="address queryd listens on")
+class QuerydConfig(ServiceSection):
     catalogd_url: Url = Field("http://127.0.0.1:3212", description="catalogd, read for view registration")
     secrets_path: str = Field("/etc/lakehouse/secrets-go.toml", description="S3 credentials file")
     refresh_every: str = Field("30s", description="how often views are refreshed (duration string)")
 
 
-class VectordConfig(Section):
-    bind: Bind = Field("127.0.0.1:3215", description="address vectord listens on")
+class VectordConfig(ServiceSection):
     storaged_url: Url = Field("http://127.0.0.1:3211", description='storaged for index persistence; "" = none')
     snapshot_bytes: int = Field(
         64 << 20, gt=0, description="log bytes written since the last snapshot that trigger the next one"
     )
 
 
-class EmbeddConfig(Section):
-    bind: Bind = Field("127.0.0.1:3216", description="address embedd listens on")
+class EmbeddConfig(ServiceSection):
     provider_url: Url = Field("http://localhost:11434", description="embedding backend (Ollama)")
     default_model: str = Field("nomic-embed-text", description="model used when a request names none")
     cache_size: int = Field(10_000, ge=0, description="LRU cache entries; 0 disables caching")
     timeout_secs: float = Field(30.0, gt=0, description="seconds to wait for the Ollama at provider_url")
 
 
-class PathwaydConfig(Section):
-    bind: Bind = Field("127.0.0.1:3217", description="address pathwayd listens on")
+class PathwaydConfig(ServiceSection):
     persist_path: str = Field("", description='JSONL log path; "" = in-memory only')
 
 
-class MatrixdConfig(Section):
-    bind: Bind = Field("127.0.0.1:3218", description="address matrixd listens on")
+class MatrixdConfig(ServiceSection):
     embedd_url: Url = Field("http://127.0.0.1:3216", description="embedd, for query text")
     vectord_url: Url = Field("http://127.0.0.1:3215", description="vectord, searched per corpus")
 
 
-class ObserverdConfig(Section):
-    bind: Bind = Field("127.0.0.1:3219", description="address observerd listens on")
+class ObserverdConfig(ServiceSection):
     persist_path: str = Field("", description='JSONL ops log path; "" = in-memory only')
 
 
-class ChatdConfig(Section):
-    bind: Bind = Field("127.0.0.1:3220", description="address chatd listens on")
+class ChatdConfig(ServiceSection):
     ollama_url: Url = Field("http://localhost:11434", description='local Ollama; "" = not registered')
     ollama_cloud_url: Url = Field("https://ollama.com", description="Ollama Cloud API base")
     openrouter_url: Url = Field("https://openrouter.ai/api/v1", description="OpenRouter API base")

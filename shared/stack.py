@@ -30,6 +30,11 @@ def probe_url(bind: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def plan(config: LakehouseConfig) -> list[tuple[str, str]]:
+    """What `up` runs: every service in the registry, in its order, with the bind each one gets."""
+    return [(name, config.section_bind(name)) for name in SERVICES]
+
+
 @dataclass
 class Child:
     name: str
@@ -50,10 +55,10 @@ class Supervisor:
         command = [sys.executable, "-m", "shared.cli", "serve"]
         extra = ["--config", self.config_path] if self.config_path else []
         preexec = die_with_parent if sys.platform == "linux" else None
-        for name in SERVICES:
+        for name, bind in plan(self.config):
             # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops children in order.
             process = subprocess.Popen([*command, name, *extra], preexec_fn=preexec, process_group=0)
-            self.children.append(Child(name, self.config.section_bind(name), process))
+            self.children.append(Child(name, bind, process))
 
     def wait_ready(self) -> str | None:
         """Print each service as it answers /health; return why the stack cannot start, or None."""
@@ -117,12 +122,13 @@ def port_in_use(bind: str) -> bool:
 
 def preflight(config: LakehouseConfig) -> str | None:
     """Why the stack cannot start, found before any process is spawned; None when it can."""
+    services = plan(config)
     try:
-        for name in SERVICES:
+        for name, _ in services:
             check_gates(name, config, os.environ)
     except GateRefused as exc:
         return str(exc)
-    taken = [f"{name} ({config.section_bind(name)})" for name in SERVICES if port_in_use(config.section_bind(name))]
+    taken = [f"{name} ({bind})" for name, bind in services if port_in_use(bind)]
     if taken:
         return f"address already in use: {', '.join(taken)}; stop what holds it or change the bind"
     return None

@@ -16,14 +16,12 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def stub_app(service: str, config: LakehouseConfig) -> Starlette:
-    family = SERVICES[service].family
+    row = SERVICES[service]
     message = f"{service} is not implemented yet"
 
     async def not_implemented(request: Request) -> Response:
         return error_response("not_implemented", message)
 
-    routes = [
-        Route(family, not_implemented, methods=ALL_METHODS),
-        Route(family + "/{rest:path}", not_implemented, methods=ALL_METHODS),
-    ]
+    routes = [Route(path, not_implemented, methods=ALL_METHODS) for path in row.routes]
+    routes.append(Route(row.family + "/{rest:path}", not_implemented, methods=ALL_METHODS))
     return service_app(service, config, routes)

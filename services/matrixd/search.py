@@ -26,7 +26,8 @@ async def ask(vectord: VectordClient, corpus: str, query: QueryRequest) -> Corpu
             return CorpusAnswer(corpus, error=f"{outcome.status} {outcome.code}: {outcome.message}")
         if isinstance(outcome, BaseException):
             raise outcome
-    assert isinstance(info, IndexInfo) and isinstance(result, QueryResult)
+    assert isinstance(info, IndexInfo)
+    assert isinstance(result, QueryResult)
     return CorpusAnswer(corpus, info=info, result=result)
 
 

@@ -10,11 +10,16 @@ from typing import cast
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from gateway.app import create_app
 from shared.config import load_config
 from shared.topology import UPSTREAMS, Service
 from tests.support.fakes.echo import GZIPPED, EchoUpstream
+from tests.support.fakes.raw import RawUpstream
 from tests.support.fixtures import Stack
 from tests.support.servers import free_port, run_server
 
@@ -59,6 +64,25 @@ async def test_bare_family_prefix_is_forwarded(stack: Stack) -> None:
     async with client(stack) as c:
         response = await c.get("/v1/chat")
     assert response.json()["raw_path"] == "/v1/chat"
+
+
+@pytest.mark.parametrize(("path", "service"), [("/v1/models", "chatd"), ("/v1/embeddings", "embedd")])
+async def test_exact_openai_paths_reach_their_service(stack: Stack, path: str, service: str) -> None:
+    async with client(stack) as c:
+        response = await c.post(path + "?limit=2", content=b"{}")
+    seen = response.json()
+    assert response.status_code == 200
+    assert (seen["upstream"], seen["raw_path"], seen["query"]) == (service, path, "limit=2")
+
+
+@pytest.mark.parametrize("path", ["/v1/modelsX", "/v1/models/x", "/v1/embeddings/", "/v1/embeddingsX/y"])
+async def test_exact_paths_match_only_exactly(stack: Stack, path: str) -> None:
+    async with client(stack) as c:
+        response = await c.get(path)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert error["message"].endswith(", /v1/embeddings, /v1/models")
 
 
 async def test_forwarding_headers(stack: Stack) -> None:
@@ -233,6 +257,13 @@ async def test_unknown_family_is_404(stack: Stack) -> None:
         b"/v1/storage/a/%2E%2E",
         b"/v1/storage/a%2F..%2Fb",
         b"/v1/storage/..",
+        b"/v1/storage/..\\admin",
+        b"/v1/storage/a\\..\\admin",
+        b"/v1/storage/a%5C..%5Cadmin",
+        b"/v1/storage/..%5Cadmin",
+        b"/v1/storage/%2e%2e;/admin",
+        b"/v1/storage/..;x=1/admin",
+        b"/v1/storage/a/..;",
     ],
 )
 async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
@@ -244,8 +275,15 @@ async def test_dot_dot_segments_are_400(stack: Stack, path: bytes) -> None:
 
 async def test_dots_inside_names_are_fine(stack: Stack) -> None:
     async with client(stack) as c:
-        response = await c.get("/v1/storage/a..b/..c/.hidden")
-    assert response.json()["raw_path"] == "/v1/storage/a..b/..c/.hidden"
+        response = await c.get("/v1/storage/a..b/..c/.hidden/x;..")
+    assert response.json()["raw_path"] == "/v1/storage/a..b/..c/.hidden/x;.."
+
+
+@pytest.mark.parametrize("hosts", [b"", b"Host: gw\r\nHost: evil\r\n"], ids=["none", "two"])
+async def test_http11_without_one_host_is_400_and_not_forwarded(stack: Stack, hosts: bytes) -> None:
+    raw = await raw_request(stack, b"GET /v1/storage/x HTTP/1.1\r\n" + hosts)
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert b"exactly one Host header" in raw
 
 
 async def test_upstream_refused_is_502() -> None:
@@ -307,3 +345,67 @@ async def test_client_disconnect_cancels_upstream_and_frees_connections(stack: S
     # Cancelled exchanges are closed, never pooled half-read.
     async with client(stack) as c:
         assert (await c.get("/v1/matrix/echo")).status_code == 200
+
+
+async def test_a_stale_pooled_connection_never_becomes_a_502() -> None:
+    # The upstream closes its first connection as the second request arrives (as chatd did after a 500).
+    upstream = RawUpstream(lambda conn, index: "hang up" if (conn, index) == (1, 2) else "answer")
+    async with upstream.serve() as up_url:
+        gateway = create_app(load_config(gateway={"chatd_url": up_url}))
+        async with run_server(gateway) as url:
+            async with httpx.AsyncClient(base_url=url) as c:
+                first = await c.post("/v1/chat", content=b"one")
+            # A small body that arrives in two parts is read whole, so it can be sent again too.
+            host, port = url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /v1/chat HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\nConnection: close\r\n\r\nabc")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"def")
+            second = await reader.read()
+            writer.close()
+    assert first.status_code == 200
+    assert second.startswith(b"HTTP/1.1 200 ")
+    assert upstream.requests == [b"one", b"abcdef", b"abcdef"]
+    assert upstream.connections == 2
+
+
+async def test_a_burst_opens_at_most_the_cap_of_upstream_connections() -> None:
+    peers: set[int] = set()
+    active = peak = 0
+
+    async def slow(request: Request) -> PlainTextResponse:
+        nonlocal active, peak
+        assert request.client is not None
+        peers.add(request.client.port)
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.02)
+        active -= 1
+        return PlainTextResponse("ok")
+
+    async with run_server(Starlette(routes=[Route("/v1/matrix/slow", slow)])) as up_url:
+        gateway = create_app(load_config(gateway={"matrixd_url": up_url, "upstream_max_connections": 4}))
+        async with run_server(gateway) as url, httpx.AsyncClient(base_url=url, timeout=30) as c:
+            responses = await asyncio.gather(*(c.get("/v1/matrix/slow") for _ in range(40)))
+    assert [r.status_code for r in responses] == [200] * 40
+    assert peak <= 4
+    assert len(peers) <= 4  # sockets the gateway opened to the upstream over the whole burst
+
+
+@pytest.mark.parametrize("parts_sent", [16, 8], ids=["whole-body", "half-body"])
+async def test_client_gone_while_its_streamed_body_is_with_a_slow_upstream_cancels_the_call(
+    stack: Stack, parts_sent: int
+) -> None:
+    upstream = stack.upstreams["matrixd"]
+    host, port = stack.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    size = 1 << 20
+    writer.write(b"POST /v1/matrix/hang HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n" % size)
+    for _ in range(parts_sent):
+        writer.write(b"x" * (size // 16))
+        await writer.drain()
+    assert await eventually(lambda: upstream.active == 1)
+    writer.close()
+    # matrix waits 60 s for headers; a client gone must not hold the upstream call that long.
+    assert await eventually(lambda: upstream.disconnected == 1, seconds=10), upstream.disconnected

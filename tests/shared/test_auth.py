@@ -46,6 +46,22 @@ async def test_token_only() -> None:
     assert await status_of(app, "2001:db8::1", BEARER) == 200
 
 
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("bearer t0ken", 200),
+        ("BEARER t0ken", 200),
+        ("BeArEr  t0ken", 200),
+        ("Basic t0ken", 401),
+        ("Bearer T0KEN", 401),
+        ("Bearert0ken", 401),
+        ("Bearer", 401),
+    ],
+)
+async def test_the_bearer_scheme_is_case_insensitive_the_token_is_not(value: str, status: int) -> None:
+    assert await status_of(make_app(token="t0ken"), "127.0.0.1", {"Authorization": value}) == status
+
+
 async def test_health_is_exempt_from_the_token_and_says_little() -> None:
     async with asgi_client(make_app(token="t0ken")) as client:
         response = await client.get("/health")

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
-from shared.upstream import UpstreamPool, UpstreamUnavailable
+from shared.upstream import UpstreamBroken, UpstreamPool, UpstreamTimeout, UpstreamUnavailable
+from tests.support.fakes.raw import RawUpstream
 from tests.support.servers import run_server
 
 
@@ -91,3 +92,119 @@ async def test_response_body_arrives_in_pieces_as_sent() -> None:
         response.release()
         await pool.aclose()
     assert pieces == [b"piece 0\n", b"piece 1\n", b"piece 2\n"]
+
+
+async def test_pool_as_context_manager_closes_its_connections() -> None:
+    app = Starlette(routes=[Route("/v1/hello", hello)])
+    async with run_server(app) as url:
+        async with UpstreamPool(url) as pool:
+            assert await read_all(pool, b"/v1/hello") == (200, b"hello over http")
+            assert await read_all(pool, b"/v1/hello") == (200, b"hello over http")
+            assert pool.open == 1  # the second request reused the first one's connection
+        assert pool.open == 0
+
+
+async def post(pool: UpstreamPool, body: bytes | AsyncIterator[bytes], wait: float = 5) -> tuple[int, bytes]:
+    headers = [(b"host", pool.host_header), (b"content-length", b"3")]
+    response = await pool.request(b"POST", b"/x", headers, body, header_timeout_secs=wait)
+    return response.status, await response.read_all()
+
+
+async def test_a_stale_reused_connection_is_retried_once_on_a_fresh_one() -> None:
+    # The first connection answers once, then closes as the next request arrives: the race an upstream's
+    # keep-alive close makes with a pooled connection.
+    upstream = RawUpstream(lambda conn, index: "hang up" if (conn, index) == (1, 2) else "answer")
+    async with upstream.serve() as url, UpstreamPool(url) as pool:
+        assert await post(pool, b"abc") == (200, b"ok")
+        assert await post(pool, b"def") == (200, b"ok")
+    assert upstream.connections == 2
+    assert upstream.requests == [b"abc", b"def", b"def"]
+
+
+async def test_a_streamed_body_is_not_replayed() -> None:
+    upstream = RawUpstream(lambda conn, index: "hang up" if (conn, index) == (1, 2) else "answer")
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"def"
+
+    async with upstream.serve() as url, UpstreamPool(url) as pool:
+        assert await post(pool, b"abc") == (200, b"ok")
+        with pytest.raises(UpstreamBroken, match="closed the connection before the response was complete"):
+            await post(pool, body())
+    assert upstream.connections == 1
+
+
+async def test_connection_close_from_the_upstream_is_honoured() -> None:
+    upstream = RawUpstream(lambda conn, index: "close header")
+    async with upstream.serve() as url, UpstreamPool(url) as pool:
+        assert await post(pool, b"abc", wait=2) == (200, b"ok")
+        assert await post(pool, b"def", wait=2) == (200, b"ok")
+        assert pool.open == 0
+    assert upstream.connections == 2
+
+
+async def test_connections_per_upstream_are_capped_and_requests_queue() -> None:
+    active, peak = 0, 0
+    gate, full = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Request) -> PlainTextResponse:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        if active == 3:
+            full.set()
+        await gate.wait()
+        active -= 1
+        return PlainTextResponse("done")
+
+    async with (
+        run_server(Starlette(routes=[Route("/v1/slow", slow)])) as url,
+        UpstreamPool(url, max_connections=3) as pool,
+    ):
+        tasks = [asyncio.create_task(read_all(pool, b"/v1/slow")) for _ in range(12)]
+        await full.wait()
+        queued = tasks[-1]
+        queued.cancel()  # a queued request that gives up leaves no slot behind
+        await asyncio.sleep(0.1)
+        assert (active, pool.open) == (3, 3)
+        gate.set()
+        results = await asyncio.gather(*tasks[:-1])
+        assert results == [(200, b"done")] * 11
+        assert peak == 3
+        assert pool.open <= 3
+        assert await read_all(pool, b"/v1/slow") == (200, b"done")
+
+
+async def test_a_request_queued_past_its_wait_is_a_timeout() -> None:
+    gate, started = asyncio.Event(), asyncio.Event()
+
+    async def slow(request: Request) -> PlainTextResponse:
+        started.set()
+        await gate.wait()
+        return PlainTextResponse("done")
+
+    async with (
+        run_server(Starlette(routes=[Route("/v1/slow", slow)])) as url,
+        UpstreamPool(url, max_connections=1) as pool,
+    ):
+        first = asyncio.create_task(read_all(pool, b"/v1/slow"))
+        await started.wait()
+        headers = [(b"host", pool.host_header)]
+        with pytest.raises(UpstreamTimeout, match=r"all 1 connections to .* busy for 0.2s"):
+            await pool.request(b"GET", b"/v1/slow", headers, b"", header_timeout_secs=0.2)
+        gate.set()
+        assert await first == (200, b"done")
+
+
+async def test_an_upstream_that_stops_reading_the_body_is_a_timeout_not_a_hang() -> None:
+    upstream = RawUpstream(lambda conn, index: "stall")
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(256):
+            yield b"x" * 65536
+
+    async with upstream.serve() as url, UpstreamPool(url) as pool:
+        headers = [(b"host", pool.host_header), (b"content-length", str(256 * 65536).encode())]
+        with pytest.raises(UpstreamTimeout, match=r"upstream read none of the request body for 0\.3s"):
+            await pool.request(b"PUT", b"/x", headers, body(), header_timeout_secs=0.3)
+        assert pool.open == 0
