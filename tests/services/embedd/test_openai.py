@@ -11,6 +11,7 @@ import numpy as np
 import openai
 import pytest
 
+from gateway.app import create_app as create_gateway
 from services.embedd.app import create_app
 from shared.config import load_config
 from tests.support.fakes.ollama import fake_embedding
@@ -104,3 +105,17 @@ async def test_bad_openai_input_is_400(embedd_url: str, body: dict[str, object],
         response = await http.post(embedd_url + "/v1/embeddings", json=body)
     assert response.status_code == 400
     assert expected in response.json()["error"]["message"]
+
+
+async def test_sdk_through_the_gateway(embedd_url: str) -> None:
+    # The gateway forwards the exact path /v1/embeddings to embedd, so its /v1 is a base URL for the SDK.
+    gateway = create_gateway(load_config(gateway={"embedd_url": embedd_url, "workers": 1}))
+    async with (
+        run_server(gateway) as gateway_url,
+        openai.AsyncOpenAI(base_url=gateway_url + "/v1", api_key="unused", max_retries=0) as sdk,
+    ):
+        result = await sdk.embeddings.create(model=BUILTIN, input=["through the gateway"])
+        with pytest.raises(openai.BadRequestError, match="dimensions 2 is not supported"):
+            await sdk.embeddings.create(model=BUILTIN, input="x", dimensions=2)
+    expected = await native(embedd_url, ["through the gateway"], BUILTIN)
+    assert np.allclose(result.data[0].embedding, expected[0], atol=1e-7)
