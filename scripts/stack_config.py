@@ -14,11 +14,19 @@ from tests.support.net import free_ports
 NO_KEY = "/nonexistent/lakehouse-smoke.env"
 
 
-def stack_config(ollama_url: str) -> str:
+def stack_config(ollama_url: str, data_dir: Path) -> str:
     ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    # The services' upstreams on the same free ports (their defaults name the fixed ones).
+    wiring: dict[str, list[str]] = {
+        "storaged": [f'root = "{data_dir / "objects"}"'],
+        "vectord": [f'storaged_url = "{url["storaged"]}"'],
+        "embedd": [f'provider_url = "{ollama_url}"'],
+        "matrixd": [f'embedd_url = "{url["embedd"]}"', f'vectord_url = "{url["vectord"]}"'],
+    }
     lines = []
     for name, port in ports.items():
-        lines += [f"[{name}]", f'bind = "127.0.0.1:{port}"']
+        lines += [f"[{name}]", f'bind = "127.0.0.1:{port}"', *wiring.get(name, [])]
         if name == "chatd":
             lines.append(f'ollama_url = "{ollama_url}"')
             # No keys from this machine: only ollama registers, whatever /etc/lakehouse holds.
@@ -34,4 +42,5 @@ def stack_config(ollama_url: str) -> str:
 
 
 if __name__ == "__main__":
-    Path(sys.argv[1]).write_text(stack_config(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:11434"))
+    out = Path(sys.argv[1])
+    out.write_text(stack_config(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:11434", out.parent))

@@ -40,6 +40,32 @@ request POST "$gateway/v1/chat" '{"model": "qwen3.5:latest", "messages": [{"role
 check "/v1/chat → a real answer from chatd (Ollama fake)" \
     test "$STATUS:$(json 'b["provider"], b["content"]')" = "200:ollama echo: ping"
 
+# The vector plane: embed (Ollama fake and the built-in model), keep vectors in vectord, search with matrixd.
+request POST "$gateway/v1/embed" '{"texts": ["red apples", "green pears", "fast cars"]}'
+check "/v1/embed → three vectors from the default model (Ollama fake)" \
+    test "$STATUS:$(json 'b["model"], len(b["embeddings"]), b["dimensions"]')" = "200:nomic-embed-text 3 16"
+vectors=$(json '__import__("json").dumps(b["embeddings"])')
+
+request POST "$gateway/v1/embed" '{"text": "no Ollama needed", "model": "builtin/all-minilm-l6-v2"}'
+check "/v1/embed with the built-in model → 384 dimensions" \
+    test "$STATUS:$(json 'b["dimensions"]')" = "200:384"
+
+request PUT "$gateway/v1/vectors/smoke" '{"dimensions": 16, "metric": "cosine"}'
+check "PUT /v1/vectors/smoke → 201 created" test "$STATUS" = "201"
+
+items=$($PY -c "
+import json, sys; v = json.loads(sys.argv[1])
+print(json.dumps({'items': [{'id': t, 'vector': x, 'metadata': {'n': i}}
+                            for i, (t, x) in enumerate(zip(['red apples', 'green pears', 'fast cars'], v))]}))" "$vectors")
+request POST "$gateway/v1/vectors/smoke/upsert" "$items"
+check "/v1/vectors/smoke/upsert → 3 upserted (persisted through storaged)" \
+    test "$STATUS:$(json 'b["upserted"]')" = "200:3"
+
+request POST "$gateway/v1/matrix/search" '{"query": "fast cars", "corpora": ["smoke", "absent"], "k": 2}'
+check "/v1/matrix/search → the matching text first, the missing corpus in errors" \
+    test "$STATUS:$(json 'b["matches"][0]["corpus"], b["matches"][0]["id"], list(b["errors"])')" \
+    = "200:smoke fast cars ['absent']"
+
 request GET "$gateway/v1/chat/providers"
 check "/v1/chat/providers through the gateway lists ollama" \
     test "$STATUS:$(json '[p["name"] for p in b["providers"]]')" = "200:['ollama']"
