@@ -49,3 +49,11 @@ bench *args:
 # chatd benchmark: the Ollama fake direct vs through chatd, c1 and c16
 bench-chatd *args:
     uv run python -m scripts.bench_chatd {{args}}
+
+# Vector benchmark: 100k x 384 clustered vectors; recall@10, query p50/p99 and upsert rate via the gateway vs in-process
+bench-vectors *args:
+    uv run python -m scripts.bench_vectors {{args}}
+
+# Embedding benchmark: the built-in model's texts/s (batch 64) in-process and via embedd; cache-hit req/s at c16
+bench-embed *args:
+    uv run python -m scripts.bench_embed {{args}}

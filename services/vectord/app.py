@@ -38,6 +38,8 @@ from shared.errors import LakehouseError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 RETRY_MAX_SECS = 5.0
+# A query (~8 KB for 384 floats) validates in ~0.1 ms: a thread hop would cost more than it saves.
+INLINE_VALIDATION_BYTES = 64 << 10
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
@@ -53,6 +55,8 @@ async def read_body(request: Request, model: type[ModelT]) -> ModelT:
         )
     body = await read_capped(request, MAX_BODY_BYTES)
     try:
+        if len(body) < INLINE_VALIDATION_BYTES:
+            return model.model_validate_json(body)
         return await anyio.to_thread.run_sync(model.model_validate_json, body)
     except ValidationError as exc:
         raise LakehouseError("invalid_request", describe_validation(exc)) from None
