@@ -25,7 +25,7 @@ async def vectord(storaged_url: str, **settings: Any) -> AsyncIterator[httpx.Asy
 
 
 async def ready(client: httpx.AsyncClient) -> None:
-    for _ in range(200):
+    for _ in range(1200):
         if (await client.get("/v1/vectors")).status_code == 200:
             return
         await asyncio.sleep(0.05)
