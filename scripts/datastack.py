@@ -60,7 +60,7 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 @contextmanager
 def data_stack(work: Path, **env: str) -> Iterator[DataStack]:
     config = work / "lakehouse.toml"
-    config.write_text(stack_config("http://127.0.0.1:9", str(work)))
+    config.write_text(stack_config("http://127.0.0.1:9", work))
     gateway = "http://" + tomllib.loads(config.read_text())["gateway"]["bind"]
     root = work / "objects"  # where stack_config puts storaged's root under `work`
     environ = {**os.environ, "LH_GATEWAY__WORKERS": "1", **env}

@@ -2,8 +2,8 @@
 
 usage: python -m scripts.stack_config OUT.toml [OLLAMA_URL [DATA_DIR]]
 
-Every service's `<other>_url` key (catalogd's storaged_url, ...) points at that other service's port; with DATA_DIR,
-storaged keeps its objects under it instead of ./lakehouse-data.
+Every service's `<other>_url` key (catalogd's storaged_url, matrixd's vectord_url, ...) points at that other service's
+port; embedd and chatd use OLLAMA_URL; storaged keeps its objects under DATA_DIR (default: OUT.toml's directory).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.support.net import free_ports
 NO_KEY = "/nonexistent/lakehouse-smoke.env"
 
 
-def stack_config(ollama_url: str, data_dir: str | None = None) -> str:
+def stack_config(ollama_url: str, data_dir: Path | None = None) -> str:
     ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     lines = []
     for name, port in ports.items():
@@ -31,8 +31,10 @@ def stack_config(ollama_url: str, data_dir: str | None = None) -> str:
             lines += [
                 f'{other}_url = "http://127.0.0.1:{ports[other]}"' for other in SERVICES if f"{other}_url" in keys
             ]
-        if name == "storaged" and data_dir:
-            lines.append(f'root = "{Path(data_dir) / "objects"}"')
+        if name == "storaged" and data_dir is not None:
+            lines.append(f'root = "{data_dir / "objects"}"')
+        if name == "embedd":
+            lines.append(f'provider_url = "{ollama_url}"')
         if name == "chatd":
             lines.append(f'ollama_url = "{ollama_url}"')
             # No keys from this machine: only ollama registers, whatever /etc/lakehouse holds.
@@ -48,5 +50,6 @@ def stack_config(ollama_url: str, data_dir: str | None = None) -> str:
 
 
 if __name__ == "__main__":
+    out = Path(sys.argv[1])
     ollama = sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:11434"
-    Path(sys.argv[1]).write_text(stack_config(ollama, sys.argv[3] if len(sys.argv) > 3 else None))
+    out.write_text(stack_config(ollama, Path(sys.argv[3]) if len(sys.argv) > 3 else out.parent))

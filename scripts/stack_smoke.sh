@@ -44,12 +44,6 @@ request GET "$gateway/v1/catalog/datasets"
 check "/v1/catalog: the dataset list through the gateway (empty, catalogd on storaged)" \
     test "$STATUS:$(json 'b["datasets"]')" = "200:[]"
 
-for family in vectors embed matrix; do
-    request GET "$gateway/v1/$family/anything?x=1"
-    check "/v1/$family → 501 not_implemented from its stub" \
-        test "$STATUS:$(json 'b["error"]["code"]')" = "501:not_implemented"
-done
-
 status=$(curl -sS -o "$work/ingest.json" -w '%{http_code}' -F file=@scripts/data/trips.csv "$gateway/v1/ingest/smoke_trips")
 BODY=$(cat "$work/ingest.json")
 check "/v1/ingest: scripts/data/trips.csv (multipart) → 201, 20 rows" test "$status:$(json 'b.get("rows")')" = "201:20"
@@ -81,6 +75,32 @@ check "/v1/chat streamed through the gateway: NDJSON deltas, then the native fie
 request GET "$gateway/v1/models"
 check "/v1/models through the gateway: an OpenAI model list" \
     test "$STATUS:$(json 'b["object"], "ollama/qwen3.5:latest" in [m["id"] for m in b["data"]]')" = "200:list True"
+
+# The vector plane: embed (Ollama fake and the built-in model), keep vectors in vectord, search with matrixd.
+request POST "$gateway/v1/embed" '{"texts": ["red apples", "green pears", "fast cars"]}'
+check "/v1/embed → three vectors from the default model (Ollama fake)" \
+    test "$STATUS:$(json 'b["model"], len(b["embeddings"]), b["dimensions"]')" = "200:nomic-embed-text 3 16"
+vectors=$(json '__import__("json").dumps(b["embeddings"])')
+
+request POST "$gateway/v1/embed" '{"text": "no Ollama needed", "model": "builtin/all-minilm-l6-v2"}'
+check "/v1/embed with the built-in model → 384 dimensions" \
+    test "$STATUS:$(json 'b["dimensions"]')" = "200:384"
+
+request PUT "$gateway/v1/vectors/smoke" '{"dimensions": 16, "metric": "cosine"}'
+check "PUT /v1/vectors/smoke → 201 created" test "$STATUS" = "201"
+
+items=$($PY -c "
+import json, sys; v = json.loads(sys.argv[1])
+print(json.dumps({'items': [{'id': t, 'vector': x, 'metadata': {'n': i}}
+                            for i, (t, x) in enumerate(zip(['red apples', 'green pears', 'fast cars'], v))]}))" "$vectors")
+request POST "$gateway/v1/vectors/smoke/upsert" "$items"
+check "/v1/vectors/smoke/upsert → 3 upserted (persisted through storaged)" \
+    test "$STATUS:$(json 'b["upserted"]')" = "200:3"
+
+request POST "$gateway/v1/matrix/search" '{"query": "fast cars", "corpora": ["smoke", "absent"], "k": 2}'
+check "/v1/matrix/search → the matching text first, the missing corpus in errors" \
+    test "$STATUS:$(json 'b["matches"][0]["corpus"], b["matches"][0]["id"], list(b["errors"])')" \
+    = "200:smoke fast cars ['absent']"
 
 request GET "$gateway/v1/chat/providers"
 check "/v1/chat/providers through the gateway lists ollama" \

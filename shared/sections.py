@@ -129,12 +129,16 @@ class QuerydConfig(ServiceSection):
 
 class VectordConfig(ServiceSection):
     storaged_url: Url = Field("http://127.0.0.1:3211", description='storaged for index persistence; "" = none')
+    snapshot_bytes: int = Field(
+        64 << 20, gt=0, description="log bytes written since the last snapshot that trigger the next one"
+    )
 
 
 class EmbeddConfig(ServiceSection):
     provider_url: Url = Field("http://localhost:11434", description="embedding backend (Ollama)")
     default_model: str = Field("nomic-embed-text", description="model used when a request names none")
     cache_size: int = Field(10_000, ge=0, description="LRU cache entries; 0 disables caching")
+    timeout_secs: float = Field(30.0, gt=0, description="seconds to wait for the Ollama at provider_url")
 
 
 class PathwaydConfig(ServiceSection):

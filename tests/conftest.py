@@ -5,6 +5,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# usearch's extension carries its own static libstdc++; when it loads first, importing onnxruntime in the same
+# process segfaults (in std::codecvt, during onnxruntime's start-up). Services run in processes of their own, but
+# the test process holds vectord and embedd both: onnxruntime goes first.
+import onnxruntime  # noqa: F401  # isort: skip
 import pytest
 import structlog
 

@@ -1,10 +1,61 @@
+"""matrixd: one query text or vector searched across several vectord corpora, merged into one top k."""
+
 from __future__ import annotations
 
-from starlette.applications import Starlette
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.embedd.client import EmbeddClient, EmbeddError
+from services.matrixd.schemas import MAX_BODY_BYTES, SearchRequest
+from services.matrixd.search import search
+from services.vectord.client import VectordClient
+from shared.app import service_app
+from shared.body import read_json
 from shared.config import LakehouseConfig
-from shared.stub import stub_app
+from shared.startup import StartupErrorMiddleware, StartupFailed
+
+
+async def search_route(request: Request) -> Response:
+    body = await read_json(request, SearchRequest, max_bytes=MAX_BODY_BYTES)
+    if body.vector is not None:
+        vector = body.vector
+    else:
+        embedd: EmbeddClient = request.app.state.embedd
+        try:
+            embedded = await embedd.embed([body.query or ""], model=body.model)
+        except EmbeddError as exc:
+            raise exc.to_lakehouse_error() from None
+        vector = embedded.embeddings[0]
+    matches, errors = await search(request.app.state.vectord, body, vector)
+    content = {"matches": [m.model_dump() for m in matches], "errors": errors}
+    return Response(orjson.dumps(content), media_type="application/json")
 
 
 def create_app(config: LakehouseConfig) -> Starlette:
-    return stub_app("matrixd", config)
+    settings = config.matrixd
+    token = config.auth.token.get_secret_value()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        missing = [key for key in ("embedd_url", "vectord_url") if not getattr(settings, key)]
+        if missing:
+            raise StartupFailed(
+                f"matrixd.{' and matrixd.'.join(missing)} must be set: matrixd cannot search without them"
+            )
+        async with (
+            EmbeddClient(settings.embedd_url, token=token) as app.state.embedd,
+            VectordClient(settings.vectord_url, token=token) as app.state.vectord,
+        ):
+            yield
+
+    routes = [Route("/v1/matrix/search", search_route, methods=["POST"])]
+    return service_app(
+        "matrixd", config, routes, lifespan=lifespan, front=[Middleware(StartupErrorMiddleware, service="matrixd")]
+    )

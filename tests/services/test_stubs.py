@@ -7,7 +7,19 @@ from shared.runner import load_factory
 from shared.topology import SERVICES
 from tests.support.servers import app_client, asgi_client
 
-BUILT = ("gateway", "chatd", "storaged", "catalogd", "ingestd", "queryd", "pathwayd", "observerd")
+BUILT = (
+    "gateway",
+    "chatd",
+    "storaged",
+    "catalogd",
+    "ingestd",
+    "queryd",
+    "pathwayd",
+    "observerd",
+    "embedd",
+    "vectord",
+    "matrixd",
+)
 STUBS = [name for name in SERVICES if name not in BUILT]
 
 

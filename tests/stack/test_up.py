@@ -62,7 +62,7 @@ def start_up(config: Path, *args: str) -> subprocess.Popen[str]:
 @pytest.fixture
 def stack_file(tmp_path: Path) -> Path:
     path = tmp_path / "lakehouse.toml"
-    path.write_text(stack_config("http://127.0.0.1:9"))
+    path.write_text(stack_config("http://127.0.0.1:9", tmp_path))
     return path
 
 

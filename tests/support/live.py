@@ -62,7 +62,7 @@ def live_stack(workdir: Path, *, ollama_url: str, token: str = "") -> Iterator[L
     """`lakehouse up` in `workdir` (its data lands there), healthy before the block, stopped with Ctrl-C after."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "lakehouse.toml"
-    text = stack_config(ollama_url)
+    text = stack_config(ollama_url, workdir)
     if token:
         text += f'\n[auth]\ntoken = "{token}"\n'
     config.write_text(text)

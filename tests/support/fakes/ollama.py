@@ -1,11 +1,13 @@
-"""An Ollama-protocol fake: /api/chat, /api/generate (whole or NDJSON streams), /api/tags.
+"""An Ollama-protocol fake: /api/chat, /api/generate (whole or NDJSON streams), /api/embed, /api/tags.
 
 Run with `python -m tests.support.fakes.ollama --port N`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +56,18 @@ def _reply(fake: FakeUpstream, body: Any, text: str, prompt_words: int, field: s
     return StreamingResponse(fake.chunks(events, error), media_type="application/x-ndjson")
 
 
+# The fake's embeddings: words hashed into this many buckets, so texts sharing words point the same way.
+EMBED_DIMENSIONS = 16
+
+
+def fake_embedding(text: str) -> list[float]:
+    vector = [0.0] * EMBED_DIMENSIONS
+    for word in text.lower().split():
+        vector[hashlib.sha256(word.encode()).digest()[0] % EMBED_DIMENSIONS] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
 def create_app(fake: FakeUpstream) -> Starlette:
     async def chat(request: Request) -> Response:
         body, scripted = await fake.take(request)
@@ -72,6 +86,23 @@ def create_app(fake: FakeUpstream) -> Starlette:
         words = len((body.get("system", "") + " " + prompt).split())
         return _reply(fake, body, prompt, words, "response")
 
+    async def embed(request: Request) -> Response:
+        body, scripted = await fake.take(request)
+        if scripted is not None:
+            return scripted
+        model = body.get("model")
+        if model not in fake.models:
+            return JSONResponse({"error": f'model "{model}" not found, try pulling it first'}, status_code=404)
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        return JSONResponse(
+            {
+                "model": model,
+                "embeddings": [fake_embedding(text) for text in texts],
+                "prompt_eval_count": sum(len(text.split()) for text in texts),
+            }
+        )
+
     async def tags(request: Request) -> Response:
         return JSONResponse({"models": [{"name": m} for m in sorted(fake.models)]})
 
@@ -79,6 +110,7 @@ def create_app(fake: FakeUpstream) -> Starlette:
         routes=[
             Route("/api/chat", chat, methods=["POST"]),
             Route("/api/generate", generate, methods=["POST"]),
+            Route("/api/embed", embed, methods=["POST"]),
             Route("/api/tags", tags, methods=["GET"]),
             Route("/_fake/requests", fake.requests_endpoint, methods=["GET"]),
             Route("/_fake/stats", fake.stats_endpoint, methods=["GET"]),

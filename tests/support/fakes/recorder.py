@@ -13,7 +13,9 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-DEFAULT_MODELS = frozenset({"qwen3.5:latest", "qwen3:latest", "kimi-k2.6", "anthropic/claude-opus-4-7"})
+DEFAULT_MODELS = frozenset(
+    {"qwen3.5:latest", "qwen3:latest", "kimi-k2.6", "anthropic/claude-opus-4-7", "nomic-embed-text"}
+)
 
 
 @dataclass

@@ -1,0 +1,158 @@
+"""Persistence through storaged: a log record per group commit, and snapshots that let the log be trimmed.
+
+Objects, under `vectord/`:
+- `wal/<seq>`: one record (services/vectord/ops.py) per group commit, written create-only before it is applied.
+- `snapshots/<index>/<seq>`: an index as of record <seq> (ids, metadata and the HNSW graph).
+- `manifest/<seq>.json`: which snapshot holds each index as of record <seq>; the newest one is the checkpoint.
+
+A write costs one object the size of its change. Once the log since the last checkpoint passes `snapshot_bytes`,
+the indexes that changed are snapshotted, a new manifest names them, and the records it covers are deleted.
+Startup loads the newest manifest's snapshots, then replays the records after it, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import anyio
+import orjson
+import structlog
+
+from services.storaged.client import StoragedClient, StorageError
+from services.vectord.index import VectorIndex
+from services.vectord.ops import Op, decode_record, encode_record
+from services.vectord.store import Store
+from shared.errors import ErrorCode, LakehouseError
+
+PREFIX = "vectord/"
+WAL = PREFIX + "wal/"
+SNAPSHOTS = PREFIX + "snapshots/"
+MANIFESTS = PREFIX + "manifest/"
+
+
+def seq_name(seq: int) -> str:
+    return f"{seq:020d}"
+
+
+def storage_failure(what: str, exc: StorageError) -> LakehouseError:
+    # storaged's own 404/409 mean nothing to vectord's caller: report them as an upstream error, naming storaged.
+    code: ErrorCode = "upstream_error"
+    if exc.code in ("upstream_unavailable", "upstream_timeout"):
+        code = "upstream_unavailable" if exc.code == "upstream_unavailable" else "upstream_timeout"
+    return LakehouseError(code, f"{what}: storaged: {exc.message}")
+
+
+class StoragedLog:
+    def __init__(self, client: StoragedClient, *, snapshot_bytes: int) -> None:
+        self.client = client
+        self.snapshot_bytes = snapshot_bytes
+        self.next_seq = 1
+        self.checkpoint_seq = 0
+        self.bytes_since_checkpoint = 0
+        # index name → the snapshot object that holds it as of the checkpoint
+        self.snapshot_keys: dict[str, str] = {}
+        self._checkpointing: asyncio.Task[None] | None = None
+        # indexes whose snapshot upload failed: saved again by the next checkpoint
+        self._redo: set[str] = set()
+
+    async def _keys(self, prefix: str) -> list[str]:
+        return [info.key async for info in self.client.iter_objects(prefix)]
+
+    async def recover(self, store: Store) -> int:
+        """Rebuild `store` from storaged; the number of log records replayed."""
+        manifests = await self._keys(MANIFESTS)
+        if manifests:
+            manifest = orjson.loads(await self.client.get_bytes(manifests[-1]))
+            self.checkpoint_seq = int(manifest["seq"])
+            self.snapshot_keys = dict(manifest["indexes"])
+            for name, key in self.snapshot_keys.items():
+                blob = await self.client.get_bytes(key)
+                store.indexes[name] = await anyio.to_thread.run_sync(VectorIndex.from_snapshot, blob)
+        records = [key for key in await self._keys(WAL) if int(key.rpartition("/")[2]) > self.checkpoint_seq]
+        for key in records:
+            blob = await self.client.get_bytes(key)
+            self.bytes_since_checkpoint += len(blob)
+            ops = decode_record(blob)
+            await anyio.to_thread.run_sync(_replay, store, ops)
+        last = int(records[-1].rpartition("/")[2]) if records else self.checkpoint_seq
+        self.next_seq = last + 1
+        return len(records)
+
+    async def append(self, ops: list[Op]) -> None:
+        seq = self.next_seq
+        # Numbers are never reused: a record whose write failed may still have landed.
+        self.next_seq += 1
+        blob = await anyio.to_thread.run_sync(encode_record, ops)
+        key = WAL + seq_name(seq)
+        try:
+            await self.client.put(key, blob, if_none_match=True)
+        except StorageError as exc:
+            with contextlib.suppress(StorageError):
+                await self.client.delete(key)
+            raise storage_failure("the change was not saved and not applied", exc) from None
+        self.bytes_since_checkpoint += len(blob)
+
+    async def after_apply(self, store: Store) -> None:
+        busy = self._checkpointing is not None and not self._checkpointing.done()
+        if self.bytes_since_checkpoint < self.snapshot_bytes or busy:
+            return
+        await self.checkpoint(store)
+
+    async def checkpoint(self, store: Store, *, wait: bool = False) -> None:
+        """Snapshot the changed indexes as of the last applied record; the upload runs in the background.
+
+        Called between applies, so the snapshots are exactly the state after record `seq`.
+        """
+        seq = self.next_seq - 1
+        dirty, store.dirty = set(store.dirty) | self._redo, set()
+        self._redo = set()
+        blobs = {
+            name: await anyio.to_thread.run_sync(store.indexes[name].snapshot)
+            for name in sorted(dirty)
+            if name in store.indexes
+        }
+        names = set(store.indexes)
+        self.bytes_since_checkpoint = 0
+        self._checkpointing = asyncio.create_task(self._upload(seq, blobs, names, dirty))
+        if wait:
+            await self._checkpointing
+
+    async def _upload(self, seq: int, blobs: dict[str, bytes], names: set[str], dirty: set[str]) -> None:
+        log = structlog.get_logger("vectord")
+        try:
+            keys = {name: key for name, key in self.snapshot_keys.items() if name in names and name not in dirty}
+            for name, blob in blobs.items():
+                key = f"{SNAPSHOTS}{name}/{seq_name(seq)}"
+                await self.client.put(key, blob)
+                keys[name] = key
+            manifest = orjson.dumps({"seq": seq, "indexes": keys})
+            await self.client.put(MANIFESTS + seq_name(seq) + ".json", manifest)
+            old_keys = set(self.snapshot_keys.values()) - set(keys.values())
+            self.snapshot_keys, self.checkpoint_seq = keys, seq
+            # Only now is the covered log redundant.
+            for key in await self._keys(WAL):
+                if int(key.rpartition("/")[2]) <= seq:
+                    await self.client.delete(key)
+            for key in old_keys:
+                await self.client.delete(key)
+            for key in await self._keys(MANIFESTS):
+                if key != MANIFESTS + seq_name(seq) + ".json":
+                    await self.client.delete(key)
+            log.info("checkpoint", seq=seq, snapshots=len(blobs))
+        except StorageError as exc:
+            # The log still holds everything: a failed checkpoint costs replay time at startup, never data.
+            log.warning("checkpoint failed", seq=seq, error=exc.message)
+            self.bytes_since_checkpoint = self.snapshot_bytes
+            self._redo.update(dirty)
+
+    async def aclose(self) -> None:
+        if self._checkpointing is not None:
+            await asyncio.gather(self._checkpointing, return_exceptions=True)
+
+
+def _replay(store: Store, ops: list[Op]) -> None:
+    for op in ops:
+        # An op that failed when it was first applied fails the same way now.
+        with contextlib.suppress(LakehouseError):
+            store.apply(op)
