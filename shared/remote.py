@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+from typing import Self
+
 import httpx
 
 from shared.errors import STATUS_BY_CODE, ErrorCode, LakehouseError
@@ -50,3 +53,40 @@ def error_from_transport(exc: httpx.TransportError, url: str, service: str, cls:
     if isinstance(exc, httpx.TimeoutException):
         return cls("upstream_timeout", 504, f"no answer from {url} in time", service=service)
     return cls("upstream_unavailable", 502, f"cannot reach {url}: {type(exc).__name__}", service=service)
+
+
+# Idle connections are dropped before uvicorn's own keep-alive timeout (5 s) closes them under a request.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+
+
+class ServiceClient:
+    """What every typed service client shares: one pooled httpx client that carries the stack's token.
+
+    Pass `transport=httpx.ASGITransport(app)` to talk to an in-process service.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str = "",
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    ) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, transport=transport, timeout=timeout, headers=headers, limits=POOL_LIMITS
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -8,6 +8,9 @@ from shared.config import LakehouseConfig
 from shared.topology import SERVICES
 
 TARGET = "lakehouse.target"
+# Each service runs in the state directory systemd creates for it (StateDirectory=lakehouse), so a relative path in
+# the config (storaged's default root "lakehouse-data/objects") lands there, writable and owned by the service user.
+STATE_DIR = PurePosixPath("/var/lib/lakehouse")
 PROVIDERS = ("ollama_cloud", "openrouter", "opencode", "kimi")
 
 # Where each service writes, as (config key, the key names a file rather than a directory). Keys a section does
@@ -50,7 +53,8 @@ def writable_paths(config: LakehouseConfig, service: str) -> list[str]:
     for key, is_file in WRITABLE.get(service, ()):
         value = str(getattr(section, key, "") or "")
         if value:
-            paths.append(str(PurePosixPath(value).parent) if is_file else value)
+            path = STATE_DIR / value  # an absolute value stays as it is
+            paths.append(str(path.parent if is_file else path))
     return paths
 
 
@@ -78,6 +82,8 @@ def service_unit(config: LakehouseConfig, service: str, *, executable: str, conf
         "EnvironmentFile=-/etc/lakehouse/lakehouse.env",
         *(f"EnvironmentFile=-{path}" for path in key_files(config, service)),
         f"ExecStart={executable} serve {service} --log-format json",
+        f"StateDirectory={STATE_DIR.name}",
+        f"WorkingDirectory={STATE_DIR}",
         "Restart=on-failure",
         "RestartSec=2",
         "TimeoutStopSec=15",

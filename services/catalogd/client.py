@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 from urllib.parse import quote
 
 import httpx
@@ -29,14 +27,10 @@ from services.catalogd.schemas import (
     VersionList,
     VersionSummary,
 )
-from shared.remote import RemoteError, error_from_response, error_from_transport
+from shared.remote import RemoteError, ServiceClient, error_from_response, error_from_transport
 
 DATASETS_PATH = "/v1/catalog/datasets"
-# Idle connections are dropped well before uvicorn's 5 s keep-alive closes them, so that a request is not sent on a
-# connection the server is closing at that moment (seen as ReadError under load).
-POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 
 
 class CatalogError(RemoteError):
@@ -56,32 +50,7 @@ def dataset_path(name: str, *rest: str) -> str:
     return "/".join([DATASETS_PATH, quote(name, safe=""), *rest])
 
 
-class CatalogdClient:
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str = "",
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-    ) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=transport, timeout=timeout, headers=headers, limits=POOL_LIMITS
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
+class CatalogdClient(ServiceClient):
     async def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
         try:
             try:

@@ -17,19 +17,14 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Self
 from urllib.parse import quote
 
 import httpx
 
 from services.storaged.schemas import DEFAULT_LIST_LIMIT, ObjectInfo, ObjectList, ObjectMeta, PutResult
-from shared.remote import RemoteError, error_from_response, error_from_transport
+from shared.remote import RemoteError, ServiceClient, error_from_response, error_from_transport
 
 OBJECTS_PATH = "/v1/storage/objects"
-# Idle connections are dropped well before uvicorn's 5 s keep-alive closes them, so that a request is not sent on a
-# connection the server is closing at that moment (seen as ReadError under load).
-POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 
@@ -76,7 +71,7 @@ class ObjectStream:
         return self.response.aiter_bytes(chunk_size)
 
 
-class StoragedClient:
+class StoragedClient(ServiceClient):
     def __init__(
         self,
         base_url: str,
@@ -85,22 +80,8 @@ class StoragedClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     ) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, transport=transport, timeout=timeout, headers=headers, limits=POOL_LIMITS
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        # Objects can be large: a longer default read timeout than the other clients'.
+        super().__init__(base_url, token=token, transport=transport, timeout=timeout)
 
     async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         try:

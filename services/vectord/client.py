@@ -6,46 +6,20 @@ Pass `transport=httpx.ASGITransport(app)` to talk to an in-process vectord.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from services.vectord.schemas import IndexInfo, QueryRequest, QueryResult
-from shared.remote import RemoteError, error_from_response, error_from_transport
-
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
+from shared.remote import RemoteError, ServiceClient, error_from_response, error_from_transport
 
 
 class VectordError(RemoteError):
     """vectord answered with an error (or could not be reached); `.code`, `.status`, `.message`."""
 
 
-class VectordClient:
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str = "",
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-    ) -> None:
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=timeout, headers=headers)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
+class VectordClient(ServiceClient):
     async def _call(self, method: str, path: str, body: Any = None) -> httpx.Response:
         try:
             response = await self._http.request(method, path, json=body)

@@ -72,6 +72,11 @@ def test_chatd_reads_its_key_files_and_writers_get_their_paths(units: Path) -> N
         "-/etc/lakehouse/opencode.env",
     ]
     assert read_unit(units / "lakehouse-pathwayd.service")["Service"]["ReadWritePaths"] == ["/var/lib/lakehouse"]
+    # A relative path in the config is relative to the state directory the service runs in.
+    storaged = read_unit(units / "lakehouse-storaged.service")["Service"]
+    assert storaged["WorkingDirectory"] == ["/var/lib/lakehouse"]
+    assert storaged["StateDirectory"] == ["lakehouse"]
+    assert storaged["ReadWritePaths"] == ["/var/lib/lakehouse/lakehouse-data/objects"]
     gateway = read_unit(units / "lakehouse-gateway.service")["Service"]
     assert gateway["EnvironmentFile"] == ["-/etc/lakehouse/lakehouse.env"]
     assert "ReadWritePaths" not in gateway

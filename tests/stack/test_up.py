@@ -50,12 +50,13 @@ def port_free(port: int) -> bool:
     return not port_in_use(f"127.0.0.1:{port}")
 
 
-def start_up(config: Path, *args: str) -> subprocess.Popen[str]:
+def start_up(config: Path, *args: str, log_level: str = "info") -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "shared.cli", "up", "--config", str(config), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "LH_LOG__LEVEL": log_level},
     )
 
 
@@ -74,7 +75,7 @@ def binds(config: Path) -> dict[str, int]:
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signal.Signals) -> None:
     ports = binds(stack_file)
-    up = start_up(stack_file)
+    up = start_up(stack_file, log_level="debug")  # debug: uvicorn's start and drain lines
     try:
         gateway = f"http://127.0.0.1:{ports['gateway']}"
         for port in ports.values():
@@ -94,7 +95,7 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
     logged = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert logged
     assert all(line["service"] in ports for line in logged)
-    assert {line["service"] for line in logged if line.get("path") == "/v1/sql/x"} == {"gateway", "queryd"}
+    assert {line["service"] for line in logged if line.get("path") == "/v1/sql/datasets"} == {"gateway", "queryd"}
     assert not [pid for pid in children if alive(pid)]
     assert all(port_free(port) for port in ports.values())
     # The graceful path, not the SIGKILL fallback: every server process drained and said so.
@@ -270,9 +271,9 @@ def test_up_on_a_terminal_with_an_allow_list_and_a_token(stack_file: Path) -> No
         bearer = {"Authorization": "Bearer t0ken"}
         health = httpx.get(gateway + "/v1/health", headers=bearer)
         assert (health.status_code, health.json()["status"]) == (200, "ok")
-        response = httpx.get(gateway + "/v1/sql/x", headers=bearer)
-        assert (response.status_code, response.json()["error"]["code"]) == (501, "not_implemented")
-        after = read_until(primary, "path=/v1/sql/x", time.monotonic() + 30, count=2)  # queryd's and the gateway's
+        response = httpx.get(gateway + "/v1/sql/datasets", headers=bearer)
+        assert (response.status_code, response.json()) == (200, {"datasets": []})
+        after = read_until(primary, "path=/v1/sql/datasets", time.monotonic() + 30, count=2)  # queryd's, gateway's
     finally:
         up.send_signal(signal.SIGINT)
         tail = read_until(primary, "lakehouse up: stopped", time.monotonic() + 60)
@@ -291,6 +292,6 @@ def test_up_on_a_terminal_with_an_allow_list_and_a_token(stack_file: Path) -> No
     assert "path=/v1/health " not in text
     # Every child line is prefixed with its padded, coloured name.
     assert re.search(r"\x1b\[\d+mgateway   \|\x1b\[0m ", raw)
-    assert re.search(r"^gateway   \| .*request .*path=/v1/sql/x", text, re.MULTILINE)
-    assert re.search(r"^queryd    \| .*request .*path=/v1/sql/x", text, re.MULTILINE)
+    assert re.search(r"^gateway   \| .*request .*path=/v1/sql/datasets", text, re.MULTILINE)
+    assert re.search(r"^queryd    \| .*request .*path=/v1/sql/datasets", text, re.MULTILINE)
     assert "t0ken" not in text
