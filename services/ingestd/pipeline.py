@@ -8,7 +8,8 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +75,9 @@ class Ingest:
                 key = self.key(run, part)
                 # Recorded before the PUT: if it fails half way, the cleanup deletes whatever may have landed.
                 self.uploaded.append(DataFile(key=key, rows=part.rows, bytes=part.bytes))
-                await self.storage.put(key, _file_chunks(part), content_type=PARQUET_MEDIA_TYPE, size=part.bytes)
+                # aclosing: a PUT that fails or is cancelled half way still closes the part's file at once.
+                async with aclosing(_file_chunks(part)) as chunks:
+                    await self.storage.put(key, chunks, content_type=PARQUET_MEDIA_TYPE, size=part.bytes)
             finally:
                 part.path.unlink(missing_ok=True)
                 slots.release()
@@ -187,7 +190,7 @@ async def _drain_parts(parts: asyncio.Queue[Part | None]) -> None:
             part.path.unlink(missing_ok=True)
 
 
-async def _file_chunks(part: Part) -> AsyncIterator[bytes]:
+async def _file_chunks(part: Part) -> AsyncGenerator[bytes]:
     with open(part.path, "rb") as f:  # noqa: ASYNC230 - every read below runs on a worker thread
         while chunk := await anyio.to_thread.run_sync(f.read, UPLOAD_CHUNK):
             yield chunk
