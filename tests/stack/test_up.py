@@ -136,6 +136,7 @@ def test_up_with_restart_no_stops_everything_when_one_service_dies(stack_file: P
     try:
         for port in ports.values():
             wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
+        wait_until_up_is_ready(up)
         children = descendants(up.pid)
         vectord = next(pid for pid in children if ports["vectord"] in _listening_ports(pid))
         os.kill(vectord, signal.SIGKILL)
@@ -147,6 +148,16 @@ def test_up_with_restart_no_stops_everything_when_one_service_dies(stack_file: P
     assert err.rstrip().endswith("lakehouse: error: vectord killed by SIGKILL; stopped the others")
     assert not [pid for pid in children if alive(pid)]
     assert all(port_free(port) for port in ports.values())
+
+
+def wait_until_up_is_ready(up: subprocess.Popen[str]) -> None:
+    """Read `up`'s output until it says the stack is ready: a service killed before that is a failed start-up,
+    which stops the stack instead of being restarted (every /health answering is not yet `up`'s readiness)."""
+    assert up.stdout is not None
+    for line in up.stdout:
+        if "services ready" in line:
+            return
+    raise AssertionError(f"lakehouse up exited ({up.wait()}) before saying the stack is ready")
 
 
 def service_pid(up: subprocess.Popen[str], name: str) -> int | None:
@@ -167,6 +178,7 @@ def test_up_restarts_a_crashed_service_and_gives_up_after_five_crashes(stack_fil
     try:
         for port in ports.values():
             wait_for_http(f"http://127.0.0.1:{port}/health", up, timeout_secs=STARTUP_WAIT_SECS)
+        wait_until_up_is_ready(up)
         killed: list[int] = []
         for crash in range(5):
             deadline = time.monotonic() + STARTUP_WAIT_SECS
