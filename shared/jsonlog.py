@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import anyio.to_thread
 import orjson
@@ -115,6 +115,13 @@ class JsonLog:
 
     def _capture(self, index: LogIndex) -> SnapshotState:
         return capture(index, rows=index.visible, covered=self._written, crc=self._crc, lines=self._lines)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         if self._flusher is not None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import structlog
 from starlette.requests import Request
@@ -14,6 +15,8 @@ from services.chatd.streams import Batches, Totals, attempts_text
 from services.chatd.types import ChatRequest, Completion, Delta
 from shared.errors import LakehouseError
 from shared.metrics import ProviderMetrics
+
+T = TypeVar("T")
 
 
 def routed_headers(target: Target) -> dict[str, str]:
@@ -60,17 +63,19 @@ class Call:
         log = structlog.get_logger("chatd")
         (log.info if status == "ok" else log.warning)("chat", **fields)
 
-    async def complete(self) -> Completion:
+    async def _dispatch(self, work: Awaitable[T]) -> T:
+        """`work`, cancelled if the client goes away; a failure gets the request's one log line on its way out."""
         try:
-            self.target, completion = await until_disconnect(
-                self.request.receive, self.dispatcher.complete(self.chat, self.attempts)
-            )
+            return await until_disconnect(self.request.receive, work)
         except LakehouseError as exc:
             self.log(exc.code, self.totals)
             raise
         except ClientGone:
             self.log("client_gone", self.totals)
             raise
+
+    async def complete(self) -> Completion:
+        self.target, completion = await self._dispatch(self.dispatcher.complete(self.chat, self.attempts))
         self.totals.finish_reason = completion.finish_reason
         self.totals.prompt_tokens = completion.prompt_tokens
         self.totals.completion_tokens = completion.completion_tokens
@@ -78,15 +83,6 @@ class Call:
         return completion
 
     async def open_stream(self) -> tuple[Target, list[Delta], Batches]:
-        try:
-            target, first, rest = await until_disconnect(
-                self.request.receive, self.dispatcher.stream(self.chat, self.attempts)
-            )
-        except LakehouseError as exc:
-            self.log(exc.code, self.totals)
-            raise
-        except ClientGone:
-            self.log("client_gone", self.totals)
-            raise
+        target, first, rest = await self._dispatch(self.dispatcher.stream(self.chat, self.attempts))
         self.target = target
         return target, first, rest

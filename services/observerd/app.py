@@ -48,11 +48,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await log.open()
-        try:
+        async with log:
             yield
-        finally:
-            await log.close()
 
     async def post_ops(request: Request) -> JSONResponse:
         body = await read_json(request, JsonObject, max_bytes=section.max_body_bytes)

@@ -56,11 +56,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await log.open()
-        try:
+        async with log:
             yield
-        finally:
-            await log.close()
 
     async def post_trace(request: Request) -> JSONResponse:
         trace = await read_json(request, TraceIn, max_bytes=section.max_body_bytes)
