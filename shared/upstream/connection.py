@@ -15,8 +15,12 @@ from shared.upstream.errors import UpstreamBroken, UpstreamError, UpstreamTimeou
 
 Headers = list[tuple[bytes, bytes]]
 
-# Past this many buffered body bytes the upstream socket stops being read until the client catches up.
+# Past this many buffered body bytes the upstream socket stops being read until the client catches up,
+# and it is read again once the buffer is down to READ_LOW_WATER.
 READ_HIGH_WATER = 256 * 1024
+READ_LOW_WATER = READ_HIGH_WATER // 4
+# Buffered chunks up to this many bytes are handed on joined; past it, one by one.
+JOIN_MAX_BYTES = 64 * 1024
 
 
 class Exchange:
@@ -96,10 +100,16 @@ class Exchange:
         """The body bytes that have arrived (waiting for some), or None once the response is complete."""
         while True:
             if self.chunks:
-                data = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
-                self.chunks.clear()
-                self.buffered = 0
-                if self.reading_paused:
+                if self.complete or self.buffered <= JOIN_MAX_BYTES:
+                    # All that has arrived, as one piece: a caller that sees `complete` after this read has the
+                    # whole rest of the body, and many small chunks (a stream of events) go out as one message.
+                    data = self.chunks.popleft() if len(self.chunks) == 1 else b"".join(self.chunks)
+                    self.chunks.clear()
+                else:
+                    # A large body in flight goes a chunk at a time: joining would copy every byte once more.
+                    data = self.chunks.popleft()
+                self.buffered -= len(data)
+                if self.reading_paused and self.buffered <= READ_LOW_WATER:
                     self.reading_paused = False
                     self.conn.resume_reading()
                 return data

@@ -414,3 +414,46 @@ async def test_client_gone_while_its_streamed_body_is_with_a_slow_upstream_cance
     writer.close()
     # matrix waits 60 s for headers; a client gone must not hold the upstream call that long.
     assert await eventually(lambda: upstream.disconnected == 1, seconds=10), upstream.disconnected
+
+
+async def test_a_slow_client_slows_the_upstream_instead_of_filling_the_gateway() -> None:
+    # The gateway stops reading a large response from its upstream while the client does not read: what it
+    # holds is bounded by its read high-water mark and the sockets' buffers, never the body's size. When the
+    # client reads again, every byte arrives, in order.
+    total = 256 << 20
+    piece = bytes(range(256)) * 4096  # 1 MiB
+    written = 0
+
+    async def large_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal written
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: %d\r\n\r\n" % total)
+        while written < total:
+            writer.write(piece)
+            await writer.drain()
+            written += len(piece)
+        writer.close()
+
+    upstream = await asyncio.start_server(large_body, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
+    async with upstream, run_server(create_app(config)) as url:
+        host, gateway_port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(gateway_port))
+        writer.write(b"GET /v1/storage/objects/big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(1.0)  # the client reads nothing for a while
+        stalled_at = written
+        received = hashlib.sha256()
+        size = 0
+        while chunk := await reader.read(1 << 20):
+            received.update(chunk)
+            size += len(chunk)
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 200")
+    assert stalled_at < 48 << 20, f"the upstream got {stalled_at >> 20} MiB out while the client read nothing"
+    assert size == total
+    expected = hashlib.sha256()
+    for _ in range(total // len(piece)):
+        expected.update(piece)
+    assert received.hexdigest() == expected.hexdigest()
