@@ -1,8 +1,10 @@
-"""catalogd over HTTP, on a real storaged: manifests, versions, commit rules, delete, restart, concurrent committers."""
+"""catalogd over HTTP, on a real storaged: manifests, versions, commit rules, delete, restart, and two catalogd
+processes committing at once."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from services.catalogd.client import CatalogdClient, CatalogError
 from services.catalogd.schemas import Column, DataFile
 from services.storaged.client import StoragedClient
+from tests.support.processes import served
 from tests.support.storage import CatalogdService, start_catalogd
 
 SCHEMA = [Column(name="id", type="int64", nullable=False), Column(name="name", type="string")]
@@ -172,13 +175,19 @@ async def test_restart_keeps_every_dataset_and_version(catalogd: CatalogdService
     assert [d.version for d in after[0]] == [3, 3]
 
 
-async def test_two_catalogds_committing_concurrently_lose_nothing(catalogd: CatalogdService) -> None:
-    storaged = catalogd.storaged
-    async with StoragedClient(storaged.url) as storage:
-        parts = await asyncio.gather(*(data_file(storage, f"race/{i:03d}.parquet", rows=1) for i in range(100)))
-        async with start_catalogd(storaged.config, storaged.url) as second_url:
-            clients = [CatalogdClient(catalogd.url), CatalogdClient(second_url)]
-            gate = asyncio.Semaphore(8)  # eight commits in flight at any time, four on each catalogd
+async def test_two_catalogd_processes_committing_concurrently_lose_nothing(tmp_path: Path) -> None:
+    # As on separate boxes: storaged and two catalogd, each its own `lakehouse serve` process, talking HTTP only.
+    # 100 appends race, eight in flight at a time, half through each catalogd: every one becomes a version.
+    with (
+        served("storaged", tmp_path, root=str(tmp_path / "objects")) as storaged_url,
+        served("catalogd", tmp_path, storaged_url=storaged_url) as first_url,
+        served("catalogd", tmp_path, storaged_url=storaged_url) as second_url,
+    ):
+        async with StoragedClient(storaged_url) as storage:
+            parts = await asyncio.gather(*(data_file(storage, f"race/{i:03d}.parquet", rows=1) for i in range(100)))
+        async with CatalogdClient(first_url) as first, CatalogdClient(second_url) as second:
+            clients = [first, second]
+            gate = asyncio.Semaphore(8)
 
             async def append(i: int, part: DataFile) -> int:
                 async with gate:
@@ -186,10 +195,8 @@ async def test_two_catalogds_committing_concurrently_lose_nothing(catalogd: Cata
                     return manifest.version
 
             made = await asyncio.gather(*(append(i, part) for i, part in enumerate(parts)))
-            final = await clients[1].get_manifest("race")
-            versions = await clients[0].versions("race")
-            for client in clients:
-                await client.aclose()
+            final = await second.get_manifest("race")
+            versions = await first.versions("race")
     assert sorted(made) == list(range(1, 101))
     assert final.version == 100
     assert sorted(f.key for f in final.files) == sorted(p.key for p in parts)
