@@ -75,6 +75,38 @@ async def test_parquet_raw(plane: DataPlane) -> None:
     assert response.json()["rows"] == 2
 
 
+@pytest.mark.parametrize(("file_name", "query"), [("trips.parquet", ""), ("upload.bin", "format=parquet")])
+async def test_parquet_multipart(plane: DataPlane, file_name: str, query: str) -> None:
+    # The format from the part's file name, or from the query when the name says nothing; the rows and types
+    # that come out in storaged are the ones that went in.
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "city": ["amsterdam", None, "chicago"],
+            "fare": [12.5, 3.0, None],
+            "at": pa.array([0, 1_000_000, 2_000_000], pa.timestamp("us")),
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    response = await plane.http.post(
+        f"{plane.ingestd}/v1/ingest/trips" + (f"?{query}" if query else ""),
+        files={"file": (file_name, sink.getvalue(), "application/octet-stream")},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["rows"] == 3
+    assert [(c["name"], c["type"]) for c in body["schema"]] == [
+        ("id", "int64"),
+        ("city", "string"),
+        ("fare", "double"),
+        ("at", "timestamp[us]"),
+    ]
+    assert plane.root is not None
+    stored = pa.concat_tables(pq.read_table(plane.root / f["key"]) for f in body["files"])
+    assert stored.to_pylist() == table.to_pylist()
+
+
 async def test_format_query_wins_over_content_type(plane: DataPlane) -> None:
     response = await plane.ingest("n", b'{"a": 1}\n', "format=ndjson")
     assert response.status_code == 201, response.text
