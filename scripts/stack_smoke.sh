@@ -52,6 +52,16 @@ request POST "$gateway/v1/sql/refresh"
 request POST "$gateway/v1/sql" '{"sql": "select count(*), sum(passengers) from smoke_trips"}'
 check "/v1/sql: the ingested CSV answers SQL through the gateway" test "$STATUS:$(json 'b["rows"]')" = "200:[[20, 35]]"
 
+status=$(curl -sS -o "$work/ingest.json" -w '%{http_code}' -H 'content-type: text/csv' \
+    --data-binary @scripts/data/seattle-weather.csv "$gateway/v1/ingest/seattle_weather")
+BODY=$(cat "$work/ingest.json")
+check "/v1/ingest: scripts/data/seattle-weather.csv (real NOAA data, raw body) → 201, 1461 rows" \
+    test "$status:$(json 'b.get("rows")')" = "201:1461"
+request POST "$gateway/v1/sql/refresh"
+request POST "$gateway/v1/sql" '{"sql": "select weather, count(*) n, round(avg(temp_max), 1) warmest, max(strptime(date, '"'"'%Y/%m/%d'"'"'))::date last_day from seattle_weather group by weather order by n desc limit 1"}'
+check "/v1/sql: the weather data answers through the gateway (sunniest: 714 days)" \
+    test "$STATUS:$(json 'b["rows"]')" = "200:[['sun', 714, 19.4, '2015-12-31']]"
+
 request POST "$gateway/v1/chat" '{"model": "qwen3.5:latest", "messages": [{"role": "user", "content": "ping"}]}'
 check "/v1/chat → a real answer from chatd (Ollama fake)" \
     test "$STATUS:$(json 'b["provider"], b["content"]')" = "200:ollama echo: ping"
