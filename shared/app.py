@@ -8,14 +8,20 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Lifespan
 
 from shared.auth import AuthMiddleware, is_loopback
 from shared.config import SERVICE_SECTIONS, LakehouseConfig
-from shared.errors import LakehouseError, handle_http_exception, handle_lakehouse_error, handle_unexpected
+from shared.errors import (
+    LakehouseError,
+    handle_client_disconnect,
+    handle_http_exception,
+    handle_lakehouse_error,
+    handle_unexpected,
+)
 from shared.guard import GuardMiddleware
 from shared.host import HostHeaderMiddleware
 from shared.logging import AccessLogMiddleware
@@ -93,6 +99,7 @@ def service_app(
         exception_handlers={
             LakehouseError: handle_lakehouse_error,
             HTTPException: handle_http_exception,
+            ClientDisconnect: handle_client_disconnect,
             Exception: handle_unexpected,
         },
         lifespan=lifespan,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -121,6 +122,17 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     response = error_response(code, message, headers=dict(exc.headers or {}))
     response.status_code = exc.status_code
     return response
+
+
+# nginx's "client closed request": what the access line and the metrics say of a request whose client went away.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def handle_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client went away mid-request (a streamed upload cut off): an event, not a fault, so no trace. Nobody
+    # reads this answer; it is what the access line and the metrics record.
+    structlog.get_logger("http").info("client went away mid-request", path=request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from tests.support.storage import StoragedService, seed_objects
 
@@ -194,6 +195,28 @@ async def test_oversized_chunked_body_is_413_mid_stream_and_leaves_nothing(stora
     assert get.status_code == 404
     assert [o["key"] for o in listing.json()["objects"]] == ["dir/keep"]
     assert root_files(storaged) in ([], ["dir", "dir/keep"])
+
+
+async def test_an_upload_cut_off_by_its_client_leaves_nothing_and_no_trace(storaged: StoragedService) -> None:
+    # The client sends half of its declared body and hangs up: nothing is stored, no temp file stays, and the
+    # log has an access line with 499 (client closed request), not an "unhandled exception" with a trace.
+    host, port = storaged.url.removeprefix("http://").split(":")
+    with capture_logs() as logs:
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"PUT {OBJECTS}/cut HTTP/1.1\r\nHost: {host}\r\nContent-Length: {8 << 20}\r\n\r\n".encode())
+        writer.write(b"z" * (4 << 20))
+        await writer.drain()
+        writer.close()
+        for _ in range(200):
+            if any(entry["event"] == "request" for entry in logs):
+                break
+            await asyncio.sleep(0.05)
+    async with client(storaged) as http:
+        get = await http.get(f"{OBJECTS}/cut")
+    assert [entry["status"] for entry in logs if entry["event"] == "request"] == [499]
+    assert not [entry for entry in logs if entry["log_level"] == "error" or "exc_info" in entry]
+    assert get.status_code == 404
+    assert root_files(storaged) == []
 
 
 async def test_listing_pagination_across_2500_keys(storaged: StoragedService) -> None:
