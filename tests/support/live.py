@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from scripts.stack_config import stack_config
-from tests.support.net import free_port, wait_for_http
+from tests.support.net import free_port, serving
 
 READY_TIMEOUT_SECS = 90.0
 # The developer's own settings and provider keys must not reach the stack under test.
@@ -92,15 +92,7 @@ def live_stack(workdir: Path, *, ollama_url: str, token: str = "") -> Iterator[L
 def ollama_fake_process() -> Iterator[str]:
     """The Ollama-protocol fake in its own process (a stack's chatd reaches it over the wire); yields its URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.fakes.ollama", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(url + "/api/tags", process)
+    args = [sys.executable, "-m", "tests.support.fakes.ollama", "--port", str(port)]
+    with serving(args, url + "/api/tags", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

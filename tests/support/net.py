@@ -1,10 +1,13 @@
-"""Loopback helpers shared by the smokes, the benchmarks and the tests: free ports, waiting for a server."""
+"""Loopback helpers shared by the smokes, the benchmarks and the tests: free ports, waiting for a server, a server
+process that is stopped on exit."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -40,3 +43,15 @@ def wait_for_http(
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} did not answer within {timeout_secs}s") from None
             time.sleep(0.1)
+
+
+@contextmanager
+def serving(args: list[str], health_url: str, **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """`args` as a process, once `health_url` answers; SIGTERM and a wait on exit."""
+    process = subprocess.Popen(args, **popen)
+    try:
+        wait_for_http(health_url, process)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.live import clean_environment
-from tests.support.net import free_port, wait_for_http
+from tests.support.net import free_port, serving
 
 
 @contextmanager
@@ -23,15 +22,16 @@ def served(service: str, workdir: Path, **settings: str) -> Iterator[str]:
         f"LH_{service.upper()}__BIND": f"127.0.0.1:{port}",
         **{f"LH_{service.upper()}__{key.upper()}": value for key, value in settings.items()},
     }
-    log = (workdir / f"{service}-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", service], cwd=workdir, env=env, stdout=log, stderr=log
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(url + "/health", process)
+    with (
+        (workdir / f"{service}-{port}.log").open("wb") as log,
+        serving(
+            [sys.executable, "-m", "shared.cli", "serve", service],
+            url + "/health",
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=log,
+        ),
+    ):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
