@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -12,6 +12,7 @@ import structlog
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import send_error
 from shared.metrics import FAMILY_KEY, UPSTREAM_ERROR_KEY
+from shared.splice import SPLICE, SourceFailed
 from shared.topology import FAMILY_PREFIX
 from shared.types import ASGIApp, Message, Receive, Scope, Send
 from shared.upstream import (
@@ -24,6 +25,8 @@ from shared.upstream import (
 
 # How long a request may wait on its upstream before a task starts watching for the client to go away.
 LAZY_WATCH_SECS = 0.05
+# A response with at least this much body still to come is spliced (when the server can), not relayed.
+SPLICE_MIN_BYTES = 1 << 20
 # A streamed request body up to this size is read whole first, so that it can be sent again on a fresh
 # connection when a pooled one turns out stale; a bigger one streams and is never replayed.
 REPLAY_MAX_BYTES = 64 * 1024
@@ -193,11 +196,18 @@ class FamilyProxy:
                 # Common case: the whole body is already here, so it goes out as one message.
                 await send({"type": "http.response.body", "body": data or b"", "more_body": False})
                 return
+            splice = _splicer(scope)
             while data is not None:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
+                rest = response.detach_rest(SPLICE_MIN_BYTES) if splice is not None else None
+                if splice is not None and rest is not None:
+                    # A large body: the kernel moves the rest from socket to socket (shared/splice.py).
+                    socket, left = rest
+                    response.reattach(await splice(socket, left), left)
+                    break
                 data = await response.read()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except UpstreamError as exc:
+        except (UpstreamError, SourceFailed) as exc:
             # Headers are gone already: ending without the final body message makes the server drop the
             # connection, so the client sees a truncated response, never a falsely complete one.
             scope[UPSTREAM_ERROR_KEY] = "mid_body"
@@ -238,6 +248,14 @@ class DisconnectWatch:
             self._timer.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
+
+
+Splice = Callable[[int, int], Awaitable[int]]
+
+
+def _splicer(scope: Scope) -> Splice | None:
+    extension: dict[str, Splice] | None = scope.get("extensions", {}).get(SPLICE)
+    return extension["splice"] if extension is not None else None
 
 
 def _start(response: UpstreamResponse) -> Message:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httptools
@@ -18,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from shared.errors import STATUS_BY_CODE, ErrorCode, error_body
+from shared.splice import SPLICE, splice_body
 
 # How long a refused connection is drained before closing, so the client reads the answer instead of a reset.
 LINGER_SECS = 1.0
@@ -146,6 +148,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.requests_seen += 1
         self.cancel_head_timer()
         super().on_headers_complete()
+        cycle = self.cycle
+        # No cycle of this request's own: an upgrade (websocket) took it. TLS bytes cannot be spliced.
+        if cycle is not None and cycle.scope is self.scope and self.transport.get_extra_info("sslcontext") is None:
+            self.scope["extensions"] = {SPLICE: {"splice": partial(splice_body, cycle)}}
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -27,6 +27,7 @@ class Exchange:
     """One request/response cycle: what has arrived of the response, and who waits for more."""
 
     __slots__ = (
+        "body_received",
         "body_unsent",
         "buffered",
         "chunks",
@@ -46,6 +47,7 @@ class Exchange:
         self.conn = conn
         self.head_request = head_request
         self.body_unsent = False
+        self.body_received = 0  # body bytes parsed so far
         self.status = 0
         self.headers: Headers = []
         self.headers_ready: asyncio.Future[None] = conn.loop.create_future()
@@ -70,6 +72,7 @@ class Exchange:
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
+        self.body_received += len(body)
         self.buffered += len(body)
         if self.buffered > READ_HIGH_WATER and not self.reading_paused:
             self.reading_paused = True
@@ -119,6 +122,29 @@ class Exchange:
                 raise self.error
             self.waiter = self.conn.loop.create_future()
             await self.waiter
+
+    def detach_rest(self, min_bytes: int) -> tuple[int, int] | None:
+        """Hand the rest of the body to be moved by the kernel: (the socket's descriptor, bytes still to come),
+        with the socket no longer read here. None when that cannot be: a chunked or length-less body, bytes still
+        buffered here (read them first), a response already complete or failed, or fewer than `min_bytes` left."""
+        if self.chunks or self.complete or self.error is not None or self.conn.transport is None:
+            return None
+        length = _content_length(self.headers)
+        if length is None or length - self.body_received < min_bytes:
+            return None
+        self.conn.pause_reading()
+        return self.conn.transport.get_extra_info("socket").fileno(), length - self.body_received
+
+    def reattach(self, moved: int, expected: int) -> None:
+        """After `detach_rest`: `moved` of the `expected` bytes were taken from the socket by someone else."""
+        self.conn.received += moved
+        self.body_received += moved
+        if moved != expected:
+            return  # not complete: release() closes the connection
+        self.complete = True
+        # The parser still waits for the bytes it never saw; the next exchange needs one in a clean state.
+        self.conn.parser = httptools.HttpResponseParser(self.conn)
+        self.conn.resume_reading()
 
     @property
     def reusable(self) -> bool:
@@ -238,3 +264,14 @@ class Connection(asyncio.Protocol):
         if self.counted:
             self.counted = False
             self.on_close()
+
+
+def _content_length(headers: Headers) -> int | None:
+    """The body's length when the response declares one and is not chunked (a message with both is never detached)."""
+    length = None
+    for name, value in headers:
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            length = int(value)  # the parser has checked it is a number
+    return length

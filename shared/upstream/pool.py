@@ -52,6 +52,14 @@ class UpstreamResponse:
         finally:
             self.release()
 
+    def detach_rest(self, min_bytes: int) -> tuple[int, int] | None:
+        """(socket descriptor, bytes left) for moving the rest of the body by splice; None if it cannot be (TLS
+        too). Call `reattach` with what was taken before `release`."""
+        return None if self._pool.ssl is not None else self._exchange.detach_rest(min_bytes)
+
+    def reattach(self, moved: int, expected: int) -> None:
+        self._exchange.reattach(moved, expected)
+
     def release(self) -> None:
         """Return the connection to the pool if the exchange finished cleanly, else close it."""
         if not self._released:

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+from structlog.testing import capture_logs
 
 from gateway.app import create_app
 from shared.config import load_config
@@ -457,3 +458,97 @@ async def test_a_slow_client_slows_the_upstream_instead_of_filling_the_gateway()
     for _ in range(total // len(piece)):
         expected.update(piece)
     assert received.hexdigest() == expected.hexdigest()
+
+
+async def count_raw(response: httpx.Response, sizes: list[int]) -> None:
+    async for chunk in response.aiter_raw():
+        sizes.append(len(chunk))
+
+
+async def test_a_large_body_cut_short_by_its_upstream_is_cut_short_for_the_client() -> None:
+    # A large body is moved socket to socket by the kernel (shared/splice.py): the upstream hanging up half way
+    # must still reach the client as a truncated body, and the operator's log must say why.
+    total, sent = 64 << 20, 24 << 20
+
+    async def dies_half_way(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
+        writer.write(b"y" * sent)
+        await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(dies_half_way, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
+    async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient(timeout=30) as c:
+        with capture_logs() as logs:
+            async with c.stream("GET", url + "/v1/storage/objects/big") as response:
+                pieces: list[int] = []
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await count_raw(response, pieces)
+            after = await c.get(url + "/health")
+    assert response.status_code == 200
+    assert sum(pieces) == sent
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == ["upstream failed mid-response"]
+    assert after.status_code == 200
+
+
+async def test_the_upstream_connection_is_reused_after_a_large_body() -> None:
+    # After a body the kernel moved, the connection is back in a clean state: the next requests on it, large and
+    # small, are answered whole, on the one connection.
+    large = bytes(range(256)) * (12 << 12)  # 12 MiB
+    connections = 0
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            body = large if b"/large " in head else b"small"
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
+    async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient(timeout=30) as c:
+        answers = [(await c.get(url + f"/v1/storage/{path}")).content for path in ("large", "small", "large", "small")]
+    assert answers == [large, b"small", large, b"small"]
+    assert connections == 1
+
+
+async def test_a_client_leaving_a_large_body_closes_its_upstream_connection() -> None:
+    # The upstream connection is half way through a body nobody will read: it cannot be reused, so it is closed
+    # (the upstream stops sending), and the gateway goes on serving.
+    piece = b"z" * (1 << 20)
+    upstream_stopped = asyncio.Event()
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (1 << 40))
+        try:
+            while True:
+                writer.write(piece)
+                await writer.drain()
+        except ConnectionError:
+            upstream_stopped.set()
+        finally:
+            writer.close()
+
+    upstream = await asyncio.start_server(endless, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
+    async with upstream, run_server(create_app(config)) as url:
+        host, gateway_port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(gateway_port))
+        writer.write(b"GET /v1/storage/objects/endless HTTP/1.1\r\nHost: gw\r\n\r\n")
+        await reader.readexactly(4 << 20)
+        writer.transport.abort()
+        await asyncio.wait_for(upstream_stopped.wait(), 10)
+        async with httpx.AsyncClient() as c:
+            health = await c.get(url + "/health")
+    assert health.status_code == 200
