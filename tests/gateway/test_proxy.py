@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gzip
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
 import httpx
@@ -33,6 +34,9 @@ async def raw_request(stack: Stack, request_line_and_headers: bytes) -> bytes:
     raw = await reader.read()
     writer.close()
     return raw
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def client(stack: Stack, **options: object) -> httpx.AsyncClient:
@@ -417,6 +421,16 @@ async def test_client_gone_while_its_streamed_body_is_with_a_slow_upstream_cance
     assert await eventually(lambda: upstream.disconnected == 1, seconds=10), upstream.disconnected
 
 
+@contextlib.asynccontextmanager
+async def gateway_to_storage_upstream(handler: Handler) -> AsyncIterator[str]:
+    """A raw upstream served by `handler` as storaged, behind a real gateway server; yields the gateway's URL."""
+    upstream = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
+    async with upstream, run_server(create_app(config)) as url:
+        yield url
+
+
 async def test_a_slow_client_slows_the_upstream_instead_of_filling_the_gateway() -> None:
     # The gateway stops reading a large response from its upstream while the client does not read: what it
     # holds is bounded by its read high-water mark and the sockets' buffers, never the body's size. When the
@@ -435,10 +449,7 @@ async def test_a_slow_client_slows_the_upstream_instead_of_filling_the_gateway()
             written += len(piece)
         writer.close()
 
-    upstream = await asyncio.start_server(large_body, "127.0.0.1", 0)
-    port = upstream.sockets[0].getsockname()[1]
-    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
-    async with upstream, run_server(create_app(config)) as url:
+    async with gateway_to_storage_upstream(large_body) as url:
         host, gateway_port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(gateway_port))
         writer.write(b"GET /v1/storage/objects/big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -477,10 +488,7 @@ async def test_a_large_body_cut_short_by_its_upstream_is_cut_short_for_the_clien
         await writer.drain()
         writer.close()
 
-    upstream = await asyncio.start_server(dies_half_way, "127.0.0.1", 0)
-    port = upstream.sockets[0].getsockname()[1]
-    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
-    async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient(timeout=30) as c:
+    async with gateway_to_storage_upstream(dies_half_way) as url, httpx.AsyncClient(timeout=30) as c:
         with capture_logs() as logs:
             async with c.stream("GET", url + "/v1/storage/objects/big") as response:
                 pieces: list[int] = []
@@ -512,10 +520,7 @@ async def test_the_upstream_connection_is_reused_after_a_large_body() -> None:
             await writer.drain()
         writer.close()
 
-    upstream = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
-    port = upstream.sockets[0].getsockname()[1]
-    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
-    async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient(timeout=30) as c:
+    async with gateway_to_storage_upstream(keep_alive) as url, httpx.AsyncClient(timeout=30) as c:
         answers = [(await c.get(url + f"/v1/storage/{path}")).content for path in ("large", "small", "large", "small")]
     assert answers == [large, b"small", large, b"small"]
     assert connections == 1
@@ -539,10 +544,7 @@ async def test_a_client_leaving_a_large_body_closes_its_upstream_connection() ->
         finally:
             writer.close()
 
-    upstream = await asyncio.start_server(endless, "127.0.0.1", 0)
-    port = upstream.sockets[0].getsockname()[1]
-    config = load_config(gateway={"storaged_url": f"http://127.0.0.1:{port}"})
-    async with upstream, run_server(create_app(config)) as url:
+    async with gateway_to_storage_upstream(endless) as url:
         host, gateway_port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(gateway_port))
         writer.write(b"GET /v1/storage/objects/endless HTTP/1.1\r\nHost: gw\r\n\r\n")
