@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import httptools
@@ -19,7 +18,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from shared.errors import STATUS_BY_CODE, ErrorCode, error_body
-from shared.splice import SPLICE, splice_body
+from shared.splice import SPLICE, Splicer
 
 # How long a refused connection is drained before closing, so the client reads the answer instead of a reset.
 LINGER_SECS = 1.0
@@ -151,7 +150,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         # No cycle of this request's own: an upgrade (websocket) took it. TLS bytes cannot be spliced.
         if cycle is not None and cycle.scope is self.scope and self.transport.get_extra_info("sslcontext") is None:
-            self.scope["extensions"] = {SPLICE: {"splice": partial(splice_body, cycle)}}
+            self.scope["extensions"] = {SPLICE: {"splice": Splicer(cycle)}}
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import weakref
 from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
@@ -42,6 +43,22 @@ class SourceFailed(OSError):
 
 class ClientGone(OSError):
     pass
+
+
+class Splicer:
+    """The extension's `splice` for one request. It holds its cycle weakly: the cycle's scope holds it, and a
+    strong reference back would make every request a reference cycle, left for the garbage collector."""
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self._cycle = weakref.ref(cycle)
+
+    async def __call__(self, source: int, count: int) -> int:
+        cycle = self._cycle()
+        if cycle is None:
+            raise RuntimeError("splice called after its request ended")
+        return await splice_body(cycle, source, count)
 
 
 async def splice_body(cycle: RequestResponseCycle, source: int, count: int) -> int:
