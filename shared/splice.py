@@ -1,5 +1,6 @@
-"""A response body moved from another socket to the client's by the kernel (splice(2) through a pipe), so its bytes
-never pass through Python: the server's half of the gateway's large-body relay.
+"""A response body moved from another socket or a file to the client's socket by the kernel (splice(2) through a
+pipe), so its bytes never pass through Python: the server's half of the gateway's large-body relay and of
+storaged's object GETs.
 
 Relaying a large body the ordinary way costs, per byte, a copy out of the upstream socket, a copy into the client
 socket and the Python work of every read in between; on two cores shared with storaged and the client that is
@@ -11,8 +12,10 @@ streams otherwise). After `http.response.start` of a response with a Content-Len
     taken = await scope["extensions"]["lakehouse.splice"]["splice"](fd, count)
 
 moves `count` body bytes from the nonblocking socket `fd` and returns how many it took from `fd` (fewer only when
-the client went away; the response is then dropped, as any send to a gone client is). If `fd` ends or fails
-first it raises SourceFailed, and the client's connection is closed: a truncated body, never a falsely whole one.
+the client went away; the response is then dropped, as any send to a gone client is). With `offset=n`, `fd` is a
+regular file read from byte n (its position untouched): storaged sends an object's file so, without reading it.
+If `fd` ends or fails first it raises SourceFailed, and the client's connection is closed: a truncated body, never
+a falsely whole one.
 The app still sends the final `http.response.body`.
 """
 
@@ -23,7 +26,9 @@ import fcntl
 import os
 import weakref
 from collections.abc import Callable
+from functools import partial
 
+from anyio import to_thread
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 SPLICE = "lakehouse.splice"
@@ -54,14 +59,14 @@ class Splicer:
     def __init__(self, cycle: RequestResponseCycle) -> None:
         self._cycle = weakref.ref(cycle)
 
-    async def __call__(self, source: int, count: int) -> int:
+    async def __call__(self, source: int, count: int, offset: int | None = None) -> int:
         cycle = self._cycle()
         if cycle is None:
             raise RuntimeError("splice called after its request ended")
-        return await splice_body(cycle, source, count)
+        return await splice_body(cycle, source, count, offset)
 
 
-async def splice_body(cycle: RequestResponseCycle, source: int, count: int) -> int:
+async def splice_body(cycle: RequestResponseCycle, source: int, count: int, offset: int | None = None) -> int:
     """Move `count` bytes of the response body from `source` to `cycle`'s client; see the module docstring."""
     if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding is not False:
         raise RuntimeError("splice needs a started response with a Content-Length")
@@ -76,7 +81,7 @@ async def splice_body(cycle: RequestResponseCycle, source: int, count: int) -> i
             cycle.disconnected = True
             return 0
         await asyncio.sleep(FLUSH_POLL_SECS)
-    relay = Relay(source, transport.get_extra_info("socket").fileno())
+    relay = Relay(source, transport.get_extra_info("socket").fileno(), offset)
     try:
         await relay.run(count)
     except ClientGone:
@@ -84,6 +89,8 @@ async def splice_body(cycle: RequestResponseCycle, source: int, count: int) -> i
         transport.close()
         return relay.taken
     except SourceFailed:
+        # Dropped, so the client sees its body incomplete; and done with, so the app's later sends are no-ops.
+        cycle.disconnected = True
         transport.close()
         raise
     finally:
@@ -93,10 +100,11 @@ async def splice_body(cycle: RequestResponseCycle, source: int, count: int) -> i
 
 
 class Relay:
-    """source socket → pipe → target socket. Own duplicates of both descriptors: the event loop will not watch a
+    """source socket or file → pipe → target socket. Own duplicates of both descriptors: the event loop will not watch a
     descriptor its transport owns, and closing them here never closes the transports'."""
 
-    def __init__(self, source: int, target: int) -> None:
+    def __init__(self, source: int, target: int, offset: int | None) -> None:
+        self.offset = offset  # a file's read from here on; None: a socket's read as its bytes come
         self.source = os.dup(source)
         self.target = os.dup(target)
         self.pipe_out, self.pipe_in = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -112,14 +120,11 @@ class Relay:
         while sent < count:
             if not in_pipe:
                 try:
-                    moved = os.splice(self.source, self.pipe_in, min(count - self.taken, self.pipe_bytes), flags=FLAGS)
-                except BlockingIOError:
-                    await _ready(loop.add_reader, loop.remove_reader, self.source)
-                    continue
+                    moved = await self._fill(loop, min(count - self.taken, self.pipe_bytes))
                 except OSError as exc:
                     raise SourceFailed(exc.errno, f"reading the body failed: {exc.strerror}") from exc
                 if not moved:
-                    raise SourceFailed(f"the source closed with {count - self.taken} body bytes still to come")
+                    raise SourceFailed(f"the source ended with {count - self.taken} body bytes still to come")
                 self.taken += moved
                 in_pipe = moved
             try:
@@ -136,6 +141,18 @@ class Relay:
             if unyielded >= YIELD_EVERY_BYTES:
                 unyielded = 0
                 await asyncio.sleep(0)
+
+    async def _fill(self, loop: asyncio.AbstractEventLoop, size: int) -> int:
+        """Up to `size` bytes from the source into the (empty) pipe; 0 when the source has ended."""
+        if self.offset is not None:
+            # A file: a cold page cache means disk reads, so the call runs on a worker thread.
+            at = self.offset + self.taken
+            return await to_thread.run_sync(partial(os.splice, self.source, self.pipe_in, size, at, flags=FLAGS))
+        while True:
+            try:
+                return os.splice(self.source, self.pipe_in, size, flags=FLAGS)
+            except BlockingIOError:
+                await _ready(loop.add_reader, loop.remove_reader, self.source)
 
     def close(self) -> None:
         for fd in (self.source, self.target, self.pipe_out, self.pipe_in):

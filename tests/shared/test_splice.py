@@ -1,6 +1,6 @@
 """The servers' splice extension (shared/splice.py), through a real server: an app moves a body from another socket
 to its client. The whole body arrives intact; a source that ends early truncates the response and tells the app;
-a client that goes away stops the move without an error."""
+a client that goes away stops the move without an error; a file is sent from its offset."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -102,3 +103,48 @@ async def test_a_client_that_leaves_stops_the_move_without_an_error() -> None:
     assert app.outcome.error is None
     assert app.outcome.taken is not None
     assert app.outcome.taken < ENDLESS
+
+
+class FileApp:
+    """GET /file?offset: BODY's file from `offset` on, by splice; the file is shorter than the response says when
+    the path is /short-file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.outcome = Outcome()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        offset = int(scope["query_string"] or 0)
+        length = len(BODY) - offset + (1000 if scope["path"] == "/short-file" else 0)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % length)]})
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            self.outcome.taken = await scope["extensions"][SPLICE]["splice"](fd, length, offset)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except SourceFailed as exc:
+            self.outcome.error = exc
+        finally:
+            os.close(fd)
+            self.outcome.done.set()
+
+
+async def test_a_file_is_sent_from_its_offset(tmp_path: Path) -> None:
+    (tmp_path / "body").write_bytes(BODY)
+    app = FileApp(str(tmp_path / "body"))
+    async with run_server(app) as url, httpx.AsyncClient(timeout=30) as client:
+        whole = await client.get(url + "/file")
+        rest = await client.get(url + "/file?12345")
+    assert whole.content == BODY
+    assert rest.content == BODY[12345:]
+
+
+async def test_a_file_shorter_than_promised_truncates_the_response(tmp_path: Path) -> None:
+    (tmp_path / "body").write_bytes(BODY)
+    app = FileApp(str(tmp_path / "body"))
+    async with run_server(app) as url, httpx.AsyncClient(timeout=30) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(url + "/short-file")
+    assert isinstance(app.outcome.error, SourceFailed)
+    assert app.outcome.taken is None

@@ -38,12 +38,24 @@ class Precondition:
         return self.if_none_match or self.if_match is not None
 
 
+@dataclass(frozen=True, slots=True)
+class FileRegion:
+    fd: int
+    offset: int
+    count: int
+
+
 class ObjectHandle(Protocol):
     """An object opened for reading: its metadata is known, its bytes are read on demand."""
 
     info: ObjectInfo
 
     def stream(self, span: Span | None) -> AsyncGenerator[bytes, None]: ...
+
+    def file_region(self, span: Span | None) -> FileRegion | None:
+        """Where the bytes lie in a local file, for a server that can send a file without reading it (splice);
+        None when they are not in one (an S3 object, a small object already read)."""
+        ...
 
     async def aclose(self) -> None: ...
 

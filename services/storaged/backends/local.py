@@ -28,6 +28,7 @@ from anyio import to_thread
 from services.storaged.backends.base import (
     DEFAULT_CONTENT_TYPE,
     BackendUnavailable,
+    FileRegion,
     KeyLocks,
     ObjectInfo,
     Precondition,
@@ -88,6 +89,12 @@ class LocalHandle:
                 return  # truncated under us (by hand): end rather than spin
             position += len(chunk)
             yield chunk
+
+    def file_region(self, span: Span | None) -> FileRegion | None:
+        if self.head is not None:
+            return None
+        start, end = (span.start, span.end + 1) if span else (0, self.info.size)
+        return FileRegion(self.fd, start, end - start)
 
     async def aclose(self) -> None:
         if not self.closed:

@@ -23,6 +23,7 @@ from obstore.store import S3Store
 from services.storaged.backends.base import (
     DEFAULT_CONTENT_TYPE,
     BackendUnavailable,
+    FileRegion,
     KeyLocks,
     ObjectInfo,
     Precondition,
@@ -79,6 +80,9 @@ class S3Handle:
         result = await obstore.get_async(self.store, self.info.key, options=options)
         async for chunk in result.stream(min_chunk_size=READ_CHUNK):
             yield bytes(chunk)
+
+    def file_region(self, span: Span | None) -> FileRegion | None:
+        return None
 
     async def aclose(self) -> None:
         return None
