@@ -127,10 +127,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
     async def run(request: Request, body: SqlRequest, fmt: OutputFormat, started: float) -> Response:
         query = Query(request.app.state.engine, body.sql, body.params, section.query_timeout_secs)
         if fmt == "json":
-            try:
-                result = await anyio.to_thread.run_sync(_run_json, query, body.max_rows, limiter=limiter)
-            finally:
-                query.close()
+            result = await anyio.to_thread.run_sync(_run_json, query, body.max_rows, limiter=limiter)
             result["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
             return Response(dumps(result), media_type=MEDIA_TYPES[fmt])
         try:
@@ -191,9 +188,13 @@ async def _refreshed(refresher: ViewRefresher) -> bool:
 
 
 def _run_json(query: Query, max_rows: int) -> dict[str, Any]:
-    # One hop to the worker thread for the whole small-result path.
-    query.start()
-    return json_result(query, max_rows)
+    # One hop to the worker thread for the whole small-result path, closing the cursor included (DuckDB work that
+    # would otherwise run on the event loop).
+    try:
+        query.start()
+        return json_result(query, max_rows)
+    finally:
+        query.close()
 
 
 def _next(chunks: Iterator[bytes]) -> bytes | None:

@@ -8,11 +8,13 @@ configuration is locked so no SQL can undo it. Statement types are checked separ
 from __future__ import annotations
 
 import contextlib
+import heapq
 import importlib.util
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,82 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+class Deadline:
+    """One entry of the Watchdog: `action` runs at `when` unless cancelled first."""
+
+    __slots__ = ("action", "when")
+
+    def __init__(self, when: float, action: Callable[[], None]) -> None:
+        self.when = when
+        self.action: Callable[[], None] | None = action
+
+    def __lt__(self, other: Deadline) -> bool:
+        return self.when < other.when
+
+
+class Watchdog:
+    """One thread that runs each deadline's action when it passes (a query's interrupt).
+
+    A threading.Timer per query started and stopped a thread for every query, about 0.2 ms on a small query's path;
+    here a query costs a heap push and a flag. Cancelled entries stay in the heap until they come up (or until they
+    are most of it), so a cancel never wakes the thread, and neither does a deadline later than the earliest one.
+    """
+
+    COMPACT_AT = 1024  # cancelled entries tolerated before the heap is rebuilt without them
+
+    def __init__(self) -> None:
+        self._heap: list[Deadline] = []
+        self._cancelled = 0
+        self._closed = False
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="queryd-deadlines", daemon=True)
+        self._thread.start()
+
+    def schedule(self, seconds: float, action: Callable[[], None]) -> Deadline:
+        deadline = Deadline(time.monotonic() + seconds, action)
+        with self._wake:
+            heapq.heappush(self._heap, deadline)
+            if self._heap[0] is deadline:
+                self._wake.notify()  # the thread sleeps until an earlier deadline (or forever): it must look again
+        return deadline
+
+    def cancel(self, deadline: Deadline) -> None:
+        with self._wake:
+            if deadline.action is None:
+                return
+            deadline.action = None
+            self._cancelled += 1
+            if self._cancelled > self.COMPACT_AT and self._cancelled * 2 > len(self._heap):
+                self._heap = [d for d in self._heap if d.action is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def _run(self) -> None:
+        while True:
+            due: list[Callable[[], None]] = []
+            with self._wake:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                while self._heap and self._heap[0].when <= now:
+                    deadline = heapq.heappop(self._heap)
+                    if deadline.action is None:
+                        self._cancelled -= 1
+                    else:
+                        due.append(deadline.action)
+                        deadline.action = None
+                if not due:
+                    self._wake.wait(self._heap[0].when - now if self._heap else None)
+            for action in due:  # outside the lock: an interrupt must not hold up scheduling
+                action()
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join()
+
+
 class Engine:
     def __init__(
         self,
@@ -99,6 +177,7 @@ class Engine:
         self._lock = threading.Lock()
         self.views: dict[str, View] = {}
         self._sandbox(httpfs_extension_path())
+        self.watchdog = Watchdog()
 
     def _sandbox(self, httpfs: Path) -> None:
         con = self._con
@@ -162,6 +241,7 @@ class Engine:
         return self._con.cursor()
 
     def close(self) -> None:
+        self.watchdog.close()
         self._con.close()
         shutil.rmtree(self._spill, ignore_errors=True)
 
@@ -174,20 +254,22 @@ class Query:
         self.sql = sql
         self.params = params
         self.timeout_secs = timeout_secs
-        self.cursor = engine.cursor()
+        # Made in start(), on the worker thread: a cursor is a DuckDB connection, not free to set up.
+        self.cursor: duckdb.DuckDBPyConnection | None = None
         self.timed_out = False
-        self._timer = threading.Timer(timeout_secs, self._interrupt)
-        self._timer.daemon = True
+        self._deadline: Deadline | None = None
         self.reader: pa.RecordBatchReader | None = None
         self.columns: list[dict[str, str]] = []
 
     def _interrupt(self) -> None:
         self.timed_out = True
+        assert self.cursor is not None  # the deadline is set once the cursor exists
         with contextlib.suppress(duckdb.Error):  # the query may have just finished and closed
             self.cursor.interrupt()
 
     def start(self) -> None:
-        self._timer.start()
+        self.cursor = self.engine.cursor()
+        self._deadline = self.engine.watchdog.schedule(self.timeout_secs, self._interrupt)
         try:
             self.cursor.execute(self.sql, self.params)
             self.columns = [{"name": d[0], "type": str(d[1])} for d in self.cursor.description or []]
@@ -218,5 +300,7 @@ class Query:
         return LakehouseError("invalid_request", message)
 
     def close(self) -> None:
-        self._timer.cancel()
-        self.cursor.close()
+        if self._deadline is not None:
+            self.engine.watchdog.cancel(self._deadline)
+        if self.cursor is not None:
+            self.cursor.close()

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.queryd.classify import check_read_only
-from services.queryd.engine import Engine, Query, StartupError, View, httpfs_extension_path
+from services.queryd.engine import Engine, Query, StartupError, View, Watchdog, httpfs_extension_path
 from services.queryd.formats import json_result
 from shared.errors import LakehouseError
 
@@ -150,6 +150,50 @@ def test_a_query_past_its_deadline_is_interrupted(engine: Engine) -> None:
         run(engine, "select count(*) from range(1000000000000)", timeout=0.3)
     assert caught.value.code == "query_timeout"
     assert run(engine, "select 42")["rows"] == [[42]]
+
+
+def test_queries_share_the_engine_s_one_deadline_thread(engine: Engine) -> None:
+    before = threading.active_count()
+    for _ in range(5):
+        query = Query(engine, "select 42", None, 30)
+        query.start()
+        assert threading.active_count() == before  # no timer thread of its own
+        query.close()
+
+
+def test_the_watchdog_runs_due_actions_in_deadline_order_and_never_a_cancelled_one() -> None:
+    watchdog = Watchdog()
+    fired: list[str] = []
+    done = threading.Event()
+
+    def late() -> None:
+        fired.append("late")
+        done.set()
+
+    try:
+        watchdog.schedule(0.4, late)
+        cancelled = watchdog.schedule(0.3, lambda: fired.append("cancelled"))
+        watchdog.cancel(cancelled)
+        watchdog.cancel(cancelled)  # twice is harmless
+        watchdog.schedule(0.2, lambda: fired.append("early"))  # earlier than any before it: the thread looks again
+        assert done.wait(10)
+    finally:
+        watchdog.close()
+    assert fired == ["early", "late"]
+
+
+def test_the_watchdog_drops_cancelled_entries_but_keeps_live_ones() -> None:
+    watchdog = Watchdog()
+    fired = threading.Event()
+    try:
+        live = watchdog.schedule(0.3, fired.set)
+        for _ in range(Watchdog.COMPACT_AT * 2):
+            watchdog.cancel(watchdog.schedule(3600, lambda: None))
+        assert len(watchdog._heap) <= Watchdog.COMPACT_AT + 1
+        assert live in watchdog._heap
+        assert fired.wait(10)
+    finally:
+        watchdog.close()
 
 
 def test_json_value_forms() -> None:
