@@ -202,6 +202,10 @@ class Engine:
             )
             allowed.append(f"s3://{s3.bucket}/")
         con.execute("SET allowed_directories = " + "[" + ", ".join(_literal(a) for a in allowed) + "]")
+        # Each file's Parquet footer is parsed once, not on every query (~0.6 ms of a small query on a 10M-row file
+        # of 77 row groups). Dataset files never change once written, and DuckDB still checks a cached footer against
+        # its file; its object cache is an LRU bounded by memory. GLOBAL: a cursor is a new connection.
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
 

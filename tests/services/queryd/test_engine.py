@@ -152,6 +152,10 @@ def test_a_query_past_its_deadline_is_interrupted(engine: Engine) -> None:
     assert run(engine, "select 42")["rows"] == [[42]]
 
 
+def test_every_cursor_caches_parquet_footers(engine: Engine) -> None:
+    assert run(engine, "select current_setting('parquet_metadata_cache')")["rows"] == [[True]]
+
+
 def test_queries_share_the_engine_s_one_deadline_thread(engine: Engine) -> None:
     before = threading.active_count()
     for _ in range(5):
