@@ -262,8 +262,9 @@ class Query:
         self.cursor: duckdb.DuckDBPyConnection | None = None
         self.timed_out = False
         self._deadline: Deadline | None = None
-        self.reader: pa.RecordBatchReader | None = None
+        self.reader: pa.RecordBatchReader | None = None  # made by the first next_batch
         self.columns: list[dict[str, str]] = []
+        self.type_ids: list[str] = []  # DuckDB's type ids ("bigint", "decimal", ...), column by column
 
     def _interrupt(self) -> None:
         self.timed_out = True
@@ -276,19 +277,32 @@ class Query:
         self._deadline = self.engine.watchdog.schedule(self.timeout_secs, self._interrupt)
         try:
             self.cursor.execute(self.sql, self.params)
-            self.columns = [{"name": d[0], "type": str(d[1])} for d in self.cursor.description or []]
-            self.reader = self.cursor.to_arrow_reader(BATCH_ROWS)
+            description = self.cursor.description or []
         except duckdb.Error as exc:
             raise self.error(exc) from None
+        self.columns = [{"name": d[0], "type": str(d[1])} for d in description]
+        self.type_ids = [d[1].id for d in description]
 
     def next_batch(self) -> pa.RecordBatch | None:
-        assert self.reader is not None
+        """The next Arrow batch of the result (None at its end)."""
+        assert self.cursor is not None
         try:
+            if self.reader is None:
+                self.reader = self.cursor.to_arrow_reader(BATCH_ROWS)
             return self.reader.read_next_batch()
         except StopIteration:
             return None
         except (duckdb.Error, pa.ArrowException) as exc:
             raise self.error(exc) from None
+
+    def fetch_rows(self, count: int) -> list[tuple[Any, ...]]:
+        """Up to `count` rows as DuckDB's Python values, instead of Arrow batches (not both for one query)."""
+        assert self.cursor is not None
+        try:
+            rows: list[tuple[Any, ...]] = self.cursor.fetchmany(count)
+        except duckdb.Error as exc:
+            raise self.error(exc) from None
+        return rows
 
     def error(self, exc: Exception) -> LakehouseError:
         if self.timed_out:

@@ -14,6 +14,7 @@ import pytest
 from services.queryd.classify import check_read_only
 from services.queryd.engine import Engine, Query, StartupError, View, Watchdog, httpfs_extension_path
 from services.queryd.formats import json_result
+from services.queryd.jsonvalues import batch_columns, dumps
 from shared.errors import LakehouseError
 
 
@@ -232,6 +233,45 @@ def test_json_value_forms() -> None:
         "YWI=",
         None,
     ]
+
+
+PLAIN_TYPES = """select 12.30::decimal(10,2) dec2, (-5.5)::decimal(38,10) wide, 7::decimal(18,0) whole,
+    123456789012345678901234567890.12::decimal(38,2) huge_dec, 'nan'::double nan, '-inf'::float ninf,
+    -0.0::double neg_zero, 1.1::float f32, null::double no_d, 18446744073709551615::ubigint umax,
+    (-9223372036854775807 - 1)::bigint bmin, 'ü ☃'::varchar s, null::varchar no_s, true b, 1::tinyint ti,
+    2::usmallint us, i::integer i from range(3) t(i)"""
+
+
+def test_a_result_of_plain_types_takes_the_json_forms_its_arrow_batches_would(engine: Engine) -> None:
+    query = Query(engine, PLAIN_TYPES, None, 30)
+    try:
+        query.start()
+        result = json_result(query, 10_000)
+        assert query.reader is None  # straight from DuckDB's Python values, no Arrow batch
+    finally:
+        query.close()
+    cursor = engine.cursor()
+    try:
+        table = cursor.execute(PLAIN_TYPES).to_arrow_table()
+    finally:
+        cursor.close()
+    expected = [row for batch in table.to_batches() for row in map(list, zip(*batch_columns(batch), strict=True))]
+    assert dumps(result["rows"]) == dumps(expected)
+    assert result["rows"][0][:5] == ["12.30", "-5.5000000000", 7, "123456789012345678901234567890.12", "NaN"]
+
+
+@pytest.mark.parametrize(
+    ("max_rows", "count", "truncated"), [(0, 0, True), (9, 9, True), (10, 10, False), (11, 10, False)]
+)
+def test_max_rows_on_the_direct_path(engine: Engine, max_rows: int, count: int, truncated: bool) -> None:
+    query = Query(engine, "select i from range(10) t(i)", None, 30)
+    try:
+        query.start()
+        result = json_result(query, max_rows)
+    finally:
+        query.close()
+    assert result["rows"] == [[i] for i in range(count)]
+    assert (result["row_count"], result["truncated"]) == (count, truncated)
 
 
 def test_views_follow_set_views(engine: Engine, root: Path) -> None:
