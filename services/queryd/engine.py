@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import structlog
 
 from shared.errors import LakehouseError
 from shared.startup import StartupFailed
@@ -144,7 +145,10 @@ class Watchdog:
                 if not due:
                     self._wake.wait(self._heap[0].when - now if self._heap else None)
             for action in due:  # outside the lock: an interrupt must not hold up scheduling
-                action()
+                try:
+                    action()
+                except Exception as exc:  # one failed action must not end the thread every deadline relies on
+                    structlog.get_logger("queryd").error("deadline action failed", error=f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         with self._wake:

@@ -187,6 +187,21 @@ def test_the_watchdog_runs_due_actions_in_deadline_order_and_never_a_cancelled_o
     assert fired == ["early", "late"]
 
 
+def test_a_failing_action_does_not_stop_the_watchdog() -> None:
+    watchdog = Watchdog()
+    fired = threading.Event()
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    try:
+        watchdog.schedule(0.01, fail)
+        watchdog.schedule(0.05, fired.set)
+        assert fired.wait(10)
+    finally:
+        watchdog.close()
+
+
 def test_the_watchdog_drops_cancelled_entries_but_keeps_live_ones() -> None:
     watchdog = Watchdog()
     fired = threading.Event()
