@@ -2,7 +2,8 @@
 
 The sandbox is DuckDB's own: httpfs is loaded from the PyPI extension package first, then external access is turned
 off except for the lakehouse's own data (`allowed_directories`: the local object root or `s3://bucket/`), and the
-configuration is locked so no SQL can undo it. Statement types are checked separately (classify.py).
+configuration is locked so no SQL can undo it. A query runs only the one reading statement classify.py finds in its
+SQL, parsed once on the query's own cursor.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import duckdb
 import pyarrow as pa
 import structlog
 
+from services.queryd.classify import read_only_statement
 from shared.errors import LakehouseError
 from shared.startup import StartupFailed
 
@@ -277,10 +279,13 @@ class Query:
             self.cursor.interrupt()
 
     def start(self) -> None:
+        """Classify the SQL (400 unless one reading statement) and run it (blocking: call off the event loop)."""
         self.cursor = self.engine.cursor()
+        # Parsed once, on this query's own cursor: what runs is exactly the statement classified.
+        statement = read_only_statement(self.sql, self.cursor)
         self._deadline = self.engine.watchdog.schedule(self.timeout_secs, self._interrupt)
         try:
-            self.cursor.execute(self.sql, self.params)
+            self.cursor.execute(statement, self.params)
             description = self.cursor.description or []
         except duckdb.Error as exc:
             raise self.error(exc) from None

@@ -153,6 +153,17 @@ def test_a_query_past_its_deadline_is_interrupted(engine: Engine) -> None:
     assert run(engine, "select 42")["rows"] == [[42]]
 
 
+@pytest.mark.parametrize("sql", ["create table t (a int)", "select 1; select 2", "attach ':memory:' as x"])
+def test_a_query_itself_refuses_anything_but_one_reading_statement(engine: Engine, sql: str) -> None:
+    query = Query(engine, sql, None, 30)
+    try:
+        with pytest.raises(LakehouseError) as caught:
+            query.start()
+    finally:
+        query.close()
+    assert caught.value.code == "read_only"
+
+
 def test_every_cursor_caches_parquet_footers(engine: Engine) -> None:
     assert run(engine, "select current_setting('parquet_metadata_cache')")["rows"] == [[True]]
 
