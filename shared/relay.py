@@ -7,11 +7,23 @@ gets the plain prefix.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import IO
 
 import orjson
+
+# After a read that found output, a pump waits this long before reading again, so the lines a child writes meanwhile
+# are relayed together: a busy child's log lines cost this process one wake-up per batch, not one per line (per line,
+# the relay took ~0.1 ms of CPU a request and ~0.3 ms of bench-sql's small-query latency on a 2-core box). An idle
+# child costs nothing (its pump blocks in read); a line reaches the screen at most this late.
+LINGER_SECS = 0.02
+# A read at least this large means the child writes fast: read again at once, so its pipe never fills while we wait.
+BUSY_READ_BYTES = 16 << 10
+READ_BYTES = 64 << 10
 
 # Bright ANSI colours, cycled over the services in start order.
 COLOURS = ("36", "33", "32", "35", "34", "31", "96", "93", "92", "95", "94")
@@ -45,20 +57,29 @@ class Relay:
                 return orjson.dumps(event).decode()
         return f"{name:<{self.width}} | {line}"
 
+    def relay(self, name: str, lines: list[bytes]) -> None:
+        """Write a child's whole lines, in order and in one piece (never cut into by another child's)."""
+        text = "\n".join(self.format(name, raw.decode(errors="replace").rstrip("\r")) for raw in lines)
+        # Our stdout may be gone (`up | head`, a closed terminal): the pump keeps draining the pipe regardless, or
+        # the child would block on its next log line and stop serving.
+        with self.lock, contextlib.suppress(OSError, ValueError):
+            self.write(text)
+
     def follow(self, name: str, stream: IO[bytes]) -> None:
-        """Copy `stream` line by line until it closes, in a thread of its own."""
+        """Copy `stream`'s lines until it closes, a batch at a time, in a thread of its own."""
 
         def pump() -> None:
             with stream:
-                for raw in stream:
-                    line = raw.decode(errors="replace").rstrip("\r\n")
-                    with self.lock:
-                        try:
-                            self.write(self.format(name, line))
-                        except (OSError, ValueError):
-                            # Our stdout is gone (`up | head`, a closed terminal): keep draining the pipe, or
-                            # the child would block on its next log line and stop serving.
-                            continue
+                fd = stream.fileno()
+                pending = b""
+                while chunk := os.read(fd, READ_BYTES):
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    if lines:
+                        self.relay(name, lines)
+                    if len(chunk) < BUSY_READ_BYTES:
+                        time.sleep(LINGER_SECS)
+                if pending:  # a last line without its newline
+                    self.relay(name, [pending])
 
         thread = threading.Thread(target=pump, name=f"relay-{name}", daemon=True)
         thread.start()

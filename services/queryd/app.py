@@ -21,7 +21,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.catalogd.client import CatalogdClient
-from services.queryd.classify import check_read_only
 from services.queryd.engine import Engine, Query, S3Access, UnknownTable
 from services.queryd.formats import MEDIA_TYPES, OutputFormat, choose_format, json_result, stream_result
 from services.queryd.jsonvalues import dumps
@@ -115,7 +114,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
                 "application/vnd.apache.arrow.stream",
             )
         body = await _sql_request(request)
-        check_read_only(body.sql)
+        # The statement is classified read-only by Query.start, on the worker thread (DuckDB's parser, off the loop).
         try:
             return await run(request, body, fmt, started)
         except UnknownTable:
@@ -127,10 +126,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
     async def run(request: Request, body: SqlRequest, fmt: OutputFormat, started: float) -> Response:
         query = Query(request.app.state.engine, body.sql, body.params, section.query_timeout_secs)
         if fmt == "json":
-            try:
-                result = await anyio.to_thread.run_sync(_run_json, query, body.max_rows, limiter=limiter)
-            finally:
-                query.close()
+            result = await anyio.to_thread.run_sync(_run_json, query, body.max_rows, limiter=limiter)
             result["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
             return Response(dumps(result), media_type=MEDIA_TYPES[fmt])
         try:
@@ -191,9 +187,13 @@ async def _refreshed(refresher: ViewRefresher) -> bool:
 
 
 def _run_json(query: Query, max_rows: int) -> dict[str, Any]:
-    # One hop to the worker thread for the whole small-result path.
-    query.start()
-    return json_result(query, max_rows)
+    # One hop to the worker thread for the whole small-result path, closing the cursor included (DuckDB work that
+    # would otherwise run on the event loop).
+    try:
+        query.start()
+        return json_result(query, max_rows)
+    finally:
+        query.close()
 
 
 def _next(chunks: Iterator[bytes]) -> bytes | None:

@@ -35,25 +35,38 @@ def _explained(sql: str) -> str:
     return sql[tokens[index][0] :]
 
 
-def check_read_only(sql: str, *, depth: int = 0) -> None:
-    """Raise 400 `read_only` unless `sql` is one reading statement (400 `invalid_request` if it does not parse)."""
+def read_only_statement(
+    sql: str, connection: duckdb.DuckDBPyConnection | None = None, *, depth: int = 0
+) -> duckdb.Statement:
+    """The one reading statement `sql` holds, parsed by DuckDB on `connection` (the module's default when None).
+
+    Raises 400 `read_only` unless it is exactly one reading statement (400 `invalid_request` if it does not parse).
+    Executing the returned statement runs exactly what was classified, and parses `sql` only once.
+    """
     try:
-        statements = duckdb.extract_statements(sql)
+        statements = duckdb.extract_statements(sql, connection=connection)
     except duckdb.Error as exc:
         raise LakehouseError("invalid_request", str(exc)) from None
     if not statements:
         raise LakehouseError("invalid_request", "sql holds no statement")
     if len(statements) > 1:
         raise LakehouseError("read_only", f"expected exactly one statement, got {len(statements)}")
-    kind = statements[0].type
+    statement = statements[0]
+    kind = statement.type
     if kind == duckdb.StatementType.EXPLAIN and depth == 0:
-        inner = _explained(statements[0].query)
+        inner = _explained(statement.query)
         if inner:
-            check_read_only(inner, depth=1)
-            return
+            read_only_statement(inner, connection, depth=1)
+            return statement
     if kind not in READING:
         raise LakehouseError(
             "read_only",
             f"only reading statements are allowed (SELECT, WITH, VALUES, EXPLAIN, DESCRIBE, SUMMARIZE, SHOW); "
             f"got {kind.name}",
         )
+    return statement
+
+
+def check_read_only(sql: str) -> None:
+    """Raise as read_only_statement does unless `sql` is one reading statement."""
+    read_only_statement(sql)

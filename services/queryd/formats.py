@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from services.queryd.engine import Query
-from services.queryd.jsonvalues import batch_columns, column_converter, dumps
+from services.queryd.jsonvalues import DIRECT_TYPES, batch_columns, column_converter, direct_converter, dumps
 
 OutputFormat = Literal["json", "ndjson", "csv", "arrow"]
 
@@ -50,7 +50,12 @@ def choose_format(accept: str) -> OutputFormat | None:
 
 def json_result(query: Query, max_rows: int) -> dict[str, Any]:
     """The JSON body: at most max_rows rows, `truncated` when there were more."""
-    rows: list[list[Any]] = []
+    if query.type_ids and all(t in DIRECT_TYPES for t in query.type_ids):
+        rows = _direct_rows(query, max_rows + 1)
+        truncated = len(rows) > max_rows
+        del rows[max_rows:]
+        return {"columns": query.columns, "rows": rows, "row_count": len(rows), "truncated": truncated}
+    rows = []
     truncated = False
     while (batch := query.next_batch()) is not None:
         room = max_rows - len(rows)
@@ -61,6 +66,22 @@ def json_result(query: Query, max_rows: int) -> dict[str, Any]:
         if truncated:
             break
     return {"columns": query.columns, "rows": rows, "row_count": len(rows), "truncated": truncated}
+
+
+def _direct_rows(query: Query, count: int) -> list[list[Any]]:
+    # Straight from DuckDB's Python values: for a small result, setting up the Arrow reader and converting its batch
+    # cost more than the query's own answer (~0.4 ms of a one-row aggregate).
+    converters = [direct_converter(t) for t in query.type_ids]
+    fetched = query.fetch_rows(count)
+    if not any(converters):
+        return [list(row) for row in fetched]
+    return [
+        [
+            value if convert is None or value is None else convert(value)
+            for value, convert in zip(row, converters, strict=True)
+        ]
+        for row in fetched
+    ]
 
 
 def _ndjson(query: Query, first: pa.RecordBatch | None) -> Iterator[bytes]:

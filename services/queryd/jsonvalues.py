@@ -101,6 +101,37 @@ def column_converter(arrow_type: pa.DataType) -> Callable[[pa.Array], list[Any]]
     return _plain
 
 
+# DuckDB types (DuckDBPyType.id) whose Python values, as the cursor's fetchmany gives them, take exactly the JSON forms
+# their Arrow values take above; a result of only these skips Arrow (formats.json_result). Dates and times are not
+# among them: DuckDB turns 'infinity' into date.max / datetime.max, which Arrow refuses.
+DIRECT_TYPES = frozenset(
+    {
+        "boolean",
+        "tinyint",
+        "smallint",
+        "integer",
+        "bigint",
+        "utinyint",
+        "usmallint",
+        "uinteger",
+        "ubigint",
+        "float",
+        "double",
+        "decimal",
+        "varchar",
+    }
+)
+
+
+def direct_converter(type_id: str) -> Callable[[Any], Any] | None:
+    """How a non-null value of a DIRECT_TYPES column becomes its JSON form; None when it already is one."""
+    if type_id in ("float", "double"):
+        return _float
+    if type_id == "decimal":
+        return _decimal
+    return None
+
+
 def batch_columns(batch: pa.RecordBatch) -> list[list[Any]]:
     return [column_converter(column.type)(column) for column in batch.columns]
 

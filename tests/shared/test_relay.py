@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 
 from shared.relay import Relay
 
@@ -43,3 +44,18 @@ def test_a_child_never_blocks_when_our_stdout_is_gone() -> None:
     assert done.wait(30), "the child blocked writing its log"
     relay.drain()
     assert relay.threads == []
+
+
+def test_lines_arrive_whole_and_in_order_even_when_written_in_pieces() -> None:
+    written: list[str] = []
+    relay = Relay(["chatd"], written.append, tty=False)
+    read_end, write_end = os.pipe()
+    relay.follow("chatd", os.fdopen(read_end, "rb"))
+    with os.fdopen(write_end, "wb", buffering=0) as out:
+        out.write(b"one\ntw")
+        time.sleep(0.05)  # the pump has read the first piece by now (no timing is asserted)
+        out.write(b"o\nthree\n\nlast without newline")
+    relay.drain()
+    assert relay.threads == []
+    lines = "\n".join(written).split("\n")
+    assert lines == [f"chatd | {text}" for text in ("one", "two", "three", "", "last without newline")]

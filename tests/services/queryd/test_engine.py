@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.queryd.classify import check_read_only
-from services.queryd.engine import Engine, Query, StartupError, View, httpfs_extension_path
+from services.queryd.engine import Engine, Query, StartupError, View, Watchdog, httpfs_extension_path
 from services.queryd.formats import json_result
+from services.queryd.jsonvalues import batch_columns, dumps
 from shared.errors import LakehouseError
 
 
@@ -152,6 +153,80 @@ def test_a_query_past_its_deadline_is_interrupted(engine: Engine) -> None:
     assert run(engine, "select 42")["rows"] == [[42]]
 
 
+@pytest.mark.parametrize("sql", ["create table t (a int)", "select 1; select 2", "attach ':memory:' as x"])
+def test_a_query_itself_refuses_anything_but_one_reading_statement(engine: Engine, sql: str) -> None:
+    query = Query(engine, sql, None, 30)
+    try:
+        with pytest.raises(LakehouseError) as caught:
+            query.start()
+    finally:
+        query.close()
+    assert caught.value.code == "read_only"
+
+
+def test_every_cursor_caches_parquet_footers(engine: Engine) -> None:
+    assert run(engine, "select current_setting('parquet_metadata_cache')")["rows"] == [[True]]
+
+
+def test_queries_share_the_engine_s_one_deadline_thread(engine: Engine) -> None:
+    before = threading.active_count()
+    for _ in range(5):
+        query = Query(engine, "select 42", None, 30)
+        query.start()
+        assert threading.active_count() == before  # no timer thread of its own
+        query.close()
+
+
+def test_the_watchdog_runs_due_actions_in_deadline_order_and_never_a_cancelled_one() -> None:
+    watchdog = Watchdog()
+    fired: list[str] = []
+    done = threading.Event()
+
+    def late() -> None:
+        fired.append("late")
+        done.set()
+
+    try:
+        watchdog.schedule(0.4, late)
+        cancelled = watchdog.schedule(0.3, lambda: fired.append("cancelled"))
+        watchdog.cancel(cancelled)
+        watchdog.cancel(cancelled)  # twice is harmless
+        watchdog.schedule(0.2, lambda: fired.append("early"))  # earlier than any before it: the thread looks again
+        assert done.wait(10)
+    finally:
+        watchdog.close()
+    assert fired == ["early", "late"]
+
+
+def test_a_failing_action_does_not_stop_the_watchdog() -> None:
+    watchdog = Watchdog()
+    fired = threading.Event()
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    try:
+        watchdog.schedule(0.01, fail)
+        watchdog.schedule(0.05, fired.set)
+        assert fired.wait(10)
+    finally:
+        watchdog.close()
+
+
+def test_the_watchdog_drops_cancelled_entries_but_keeps_live_ones() -> None:
+    watchdog = Watchdog()
+    fired = threading.Event()
+    try:
+        live = watchdog.schedule(0.3, fired.set)
+        for _ in range(Watchdog.COMPACT_AT * 2):
+            watchdog.cancel(watchdog.schedule(3600, lambda: None))
+        assert len(watchdog._heap) <= Watchdog.COMPACT_AT + 1
+        assert live in watchdog._heap
+        assert fired.wait(10)
+    finally:
+        watchdog.close()
+
+
 def test_json_value_forms() -> None:
     engine = Engine(threads=1, memory_limit="256MB", data_root=None, s3=None)
     try:
@@ -184,6 +259,45 @@ def test_json_value_forms() -> None:
         "YWI=",
         None,
     ]
+
+
+PLAIN_TYPES = """select 12.30::decimal(10,2) dec2, (-5.5)::decimal(38,10) wide, 7::decimal(18,0) whole,
+    123456789012345678901234567890.12::decimal(38,2) huge_dec, 'nan'::double nan, '-inf'::float ninf,
+    -0.0::double neg_zero, 1.1::float f32, null::double no_d, 18446744073709551615::ubigint umax,
+    (-9223372036854775807 - 1)::bigint bmin, 'ü ☃'::varchar s, null::varchar no_s, true b, 1::tinyint ti,
+    2::usmallint us, i::integer i from range(3) t(i)"""
+
+
+def test_a_result_of_plain_types_takes_the_json_forms_its_arrow_batches_would(engine: Engine) -> None:
+    query = Query(engine, PLAIN_TYPES, None, 30)
+    try:
+        query.start()
+        result = json_result(query, 10_000)
+        assert query.reader is None  # straight from DuckDB's Python values, no Arrow batch
+    finally:
+        query.close()
+    cursor = engine.cursor()
+    try:
+        table = cursor.execute(PLAIN_TYPES).to_arrow_table()
+    finally:
+        cursor.close()
+    expected = [row for batch in table.to_batches() for row in map(list, zip(*batch_columns(batch), strict=True))]
+    assert dumps(result["rows"]) == dumps(expected)
+    assert result["rows"][0][:5] == ["12.30", "-5.5000000000", 7, "123456789012345678901234567890.12", "NaN"]
+
+
+@pytest.mark.parametrize(
+    ("max_rows", "count", "truncated"), [(0, 0, True), (9, 9, True), (10, 10, False), (11, 10, False)]
+)
+def test_max_rows_on_the_direct_path(engine: Engine, max_rows: int, count: int, truncated: bool) -> None:
+    query = Query(engine, "select i from range(10) t(i)", None, 30)
+    try:
+        query.start()
+        result = json_result(query, max_rows)
+    finally:
+        query.close()
+    assert result["rows"] == [[i] for i in range(count)]
+    assert (result["row_count"], result["truncated"]) == (count, truncated)
 
 
 def test_views_follow_set_views(engine: Engine, root: Path) -> None:
