@@ -357,6 +357,21 @@ async def test_client_disconnect_cancels_upstream_and_frees_connections(stack: S
         assert (await c.get("/v1/matrix/echo")).status_code == 200
 
 
+async def test_client_gone_mid_response_cancels_the_upstream_call(stack: Stack) -> None:
+    upstream = stack.upstreams["matrixd"]
+    host, port = stack.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /v1/matrix/trickle HTTP/1.1\r\nHost: gw\r\n\r\n")
+    received = b""
+    while b"first" not in received:  # the head and the first chunk have come through the gateway
+        chunk = await reader.read(65536)
+        assert chunk, received
+        received += chunk
+    assert upstream.active == 1
+    writer.close()
+    assert await eventually(lambda: upstream.disconnected == 1, seconds=10), upstream.disconnected
+
+
 async def test_a_stale_pooled_connection_never_becomes_a_502() -> None:
     # The upstream closes its first connection as the second request arrives (as chatd did after a 500).
     upstream = RawUpstream(lambda conn, index: "hang up" if (conn, index) == (1, 2) else "answer")

@@ -16,7 +16,7 @@ GZIPPED = gzip.compress(b"squeezed " * 100)
 
 @dataclass
 class EchoUpstream:
-    """`release_sse` lets an SSE stream send its last event; `active`/`disconnected` count /hang requests;
+    """`release_sse` lets an SSE stream send its last event; `active`/`disconnected` count /hang and /trickle requests;
     `received` is the raw path of every request that reached it, whatever it asked for."""
 
     name: str = "echo"
@@ -110,6 +110,19 @@ class EchoUpstream:
     async def _hang(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.active += 1
         try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.disconnected += 1
+        finally:
+            self.active -= 1
+
+    async def _trickle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Headers and a first chunk, then nothing until the client goes away (counted as /hang is)."""
+        await self._read_body(receive)
+        self.active += 1
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
             while (await receive())["type"] != "http.disconnect":
                 pass
             self.disconnected += 1
