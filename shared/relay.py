@@ -17,9 +17,10 @@ from typing import IO
 import orjson
 
 # After a read that found output, a pump waits this long before reading again, so the lines a child writes meanwhile
-# are relayed together: a busy child's log lines cost this process one wake-up per batch, not one per line (per line,
-# the relay took ~0.1 ms of CPU a request and ~0.3 ms of bench-sql's small-query latency on a 2-core box). An idle
-# child costs nothing (its pump blocks in read); a line reaches the screen at most this late.
+# are relayed together: a busy child's log lines cost this process one wake-up per batch, not one per line (line by
+# line, relaying a request's two access lines took ~0.15 ms of CPU, on a 2-core box that the request itself needs;
+# batched, ~0.06 ms). An idle child costs nothing (its pump blocks in read); a line reaches the screen at most this
+# late.
 LINGER_SECS = 0.02
 # A read at least this large means the child writes fast: read again at once, so its pipe never fills while we wait.
 BUSY_READ_BYTES = 16 << 10
