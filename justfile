@@ -72,7 +72,7 @@ bench-sql *args:
 
 # Mutation testing (mutmut, config in pyproject [tool.mutmut]) with the fast tests; not part of verify. Takes mutant
 # name globs; the default is the security-relevant set (auth, header rules, path checks, the proxy's entry point).
-mutate *names='"shared.auth*" "gateway.headers*" "gateway.proxy.x_has_dot_dot_segment*" "gateway.proxy.xǁFamilyProxyǁ__call__*"':
+mutate *names='"shared.web.auth*" "gateway.headers*" "gateway.proxy.x_has_dot_dot_segment*" "gateway.proxy.xǁFamilyProxyǁ__call__*"':
     uv run mutmut run --max-children 2 {{names}}
     uv run mutmut results | grep -v ': not checked$' || true
 

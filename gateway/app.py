@@ -16,18 +16,18 @@ from starlette.routing import Route
 from gateway.console import PUBLIC_PATHS, PUBLIC_PREFIXES, create_console_routes
 from gateway.health import PROBE_TIMEOUT_SECS, probe_all
 from gateway.proxy import Family, FamilyProxy
-from shared.app import service_app
 from shared.config import LakehouseConfig
-from shared.metrics import Metrics
-from shared.topology import FAMILY_PREFIX, upstreams
+from shared.registry import FAMILY_PREFIX, upstreams
+from shared.telemetry.metrics import Metrics
 from shared.upstream import UpstreamPool
+from shared.web.app import service_app
 
 # chatd answers within its own timeout_secs; the gateway waits that long plus this margin.
 CHAT_TIMEOUT_MARGIN_SECS = 10.0
 
 
 def family_timeout(config: LakehouseConfig, family: str) -> float:
-    configured: float = getattr(config.gateway.timeouts, family)
+    configured = config.gateway.timeout(family)
     if family == "chat" and not configured:
         derived: float = config.chatd.call_timeout_secs + CHAT_TIMEOUT_MARGIN_SECS
         return derived
@@ -36,7 +36,7 @@ def family_timeout(config: LakehouseConfig, family: str) -> float:
 
 def upstream_urls(config: LakehouseConfig) -> dict[str, str]:
     """service name -> upstream URL, for every family with a URL configured."""
-    urls = {s.name: getattr(config.gateway, s.gateway_url_key) for s in upstreams()}
+    urls = {s.name: config.gateway.upstream_url(s.name) for s in upstreams()}
     return {name: url for name, url in urls.items() if url}
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import send_error
-from shared.metrics import FAMILY_KEY, UPSTREAM_ERROR_KEY
-from shared.splice import SPLICE, SourceFailed
-from shared.topology import FAMILY_PREFIX
-from shared.types import ASGIApp, Message, Receive, Scope, Send
+from shared.registry import FAMILY_PREFIX
+from shared.server.splice import SPLICE, SourceFailed
+from shared.telemetry.metrics import FAMILY_KEY, UPSTREAM_ERROR_KEY
 from shared.upstream import (
     Headers,
     UpstreamError,

@@ -11,8 +11,8 @@ import time
 import httpx
 
 from scripts.benchlib import announce_load_generator, measure, print_table, process
+from scripts.net import free_port
 from scripts.streamload import StreamResult, abort_streams, stream_load
-from tests.support.net import free_port
 
 NO_KEY = "/nonexistent/lakehouse-bench.env"
 MESSAGES = [{"role": "user", "content": "say ok"}]
@@ -71,8 +71,8 @@ def main() -> None:
         process(
             "fake", ["-m", "tests.support.fakes.ollama", "--port", str(fake_port), "--no-record"], fake + "/api/tags"
         ),
-        process("chatd", ["-m", "shared.cli", "serve", "chatd"], chatd + "/health", env),
-        process("gateway", ["-m", "shared.cli", "serve", "gateway"], gateway + "/health", env),
+        process("chatd", ["-m", "shared.stack.cli", "serve", "chatd"], chatd + "/health", env),
+        process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", env),
     ):
         measure("warm-up", chatd + "/v1/chat", 4, 1, chat_body.encode())
         direct = [measure("direct", fake + "/api/chat", c, args.seconds, direct_body.encode()) for c in (1, 16)]

@@ -16,8 +16,8 @@ import httpx
 import orjson
 
 from scripts.benchlib import process
+from scripts.net import free_ports
 from services.embedd.builtin import BuiltinModels
-from tests.support.net import free_ports
 
 BUILTIN = "builtin/all-minilm-l6-v2"
 BATCH = 64
@@ -105,7 +105,7 @@ def main() -> None:
             f'[gateway]\nbind = "127.0.0.1:{gateway_port}"\nworkers = 1\nembedd_url = "{embedd}"\n'
             '[log]\nlevel = "warning"\n'
         )
-        serve = ["-m", "shared.cli", "serve"]
+        serve = ["-m", "shared.stack.cli", "serve"]
         with (
             process("embedd", [*serve, "embedd", "--config", str(config)], embedd + "/health"),
             process("gateway", [*serve, "gateway", "--config", str(config)], gateway + "/health"),

@@ -9,7 +9,7 @@ import argparse
 import os
 
 from scripts.benchlib import announce_load_generator, measure, print_table, process
-from tests.support.net import free_port
+from scripts.net import free_port
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
                 "LH_GATEWAY__STORAGED_URL": upstream,
                 "LH_GATEWAY__WORKERS": str(workers),
             }
-            with process("gateway", ["-m", "shared.cli", "serve", "gateway"], gateway + "/health", env):
+            with process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", env):
                 measure("warm-up", gateway + path, 8, 1)
                 label = f"gateway x{workers or os.cpu_count()}"
                 tables.append((label, [measure(label, gateway + path, c, args.seconds) for c in (1, 64)]))

@@ -19,16 +19,16 @@ from pathlib import Path
 import orjson
 
 from scripts.benchlib import ROOT, announce_load_generator, measure, process
-from shared.timestamps import TimestampCodec
-from tests.support.net import free_port, wait_for_http
+from scripts.net import free_port, wait_for_http
+from shared.jsonlog.timestamps import TimestampCodec
 
 OP = orjson.dumps({"service": "queryd", "op": "sql.query", "status": "ok", "duration_ms": 12.5, "attrs": {"rows": 100}})
 REPLAY = """
 import resource, sys, time
 from pathlib import Path
-from shared.logreplay import replay
+from shared.jsonlog.replay import replay
 from services.observerd.app import create_app  # noqa: F401 (the service's imports count too)
-from shared.logindex import LogSpec
+from shared.jsonlog.index import LogSpec
 started = time.perf_counter()
 done = replay(Path(sys.argv[1]), LogSpec(tags=("service", "op", "status"), number="duration_ms"))
 seconds = time.perf_counter() - started
@@ -68,7 +68,7 @@ def start_seconds(url: str, env: dict[str, str]) -> float:
     """Seconds from launching observerd to its first /health answer (uvicorn serves once the replay is done)."""
     began = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", "observerd"],
+        [sys.executable, "-m", "shared.stack.cli", "serve", "observerd"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -98,7 +98,7 @@ def main() -> None:
             "LH_OBSERVERD__PERSIST_PATH": str(work / "ops.jsonl"),
             "LH_LOG__LEVEL": "warning",
         }
-        with process("observerd", ["-m", "shared.cli", "serve", "observerd"], url + "/health", env):
+        with process("observerd", ["-m", "shared.stack.cli", "serve", "observerd"], url + "/health", env):
             measure("warm-up", url + "/v1/observer/ops", 4, 1, OP)
             appends = [measure("append", url + "/v1/observer/ops", c, args.seconds, OP) for c in (1, 16)]
         lines = (work / "ops.jsonl").read_bytes().count(b"\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from scripts.benchlib import announce_load_generator, measure, process
-from tests.support.net import free_port
+from scripts.net import free_port
 
 MIB = 1 << 20
 
@@ -80,8 +80,8 @@ def main() -> None:
         }
         announce_load_generator()
         with (
-            process("storaged", ["-m", "shared.cli", "serve", "storaged"], storaged + "/health", env),
-            process("gateway", ["-m", "shared.cli", "serve", "gateway"], gateway + "/health", env),
+            process("storaged", ["-m", "shared.stack.cli", "serve", "storaged"], storaged + "/health", env),
+            process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", env),
         ):
             for label, base in (("direct", storaged), ("gateway", gateway)):
                 url = f"{base}/v1/storage/objects/bench/{label}.bin"

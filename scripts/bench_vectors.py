@@ -22,8 +22,8 @@ import orjson
 from usearch.index import Index
 
 from scripts.benchlib import process
+from scripts.net import free_ports
 from services.vectord.index import HNSW_CONNECTIVITY, HNSW_EXPANSION_ADD, HNSW_EXPANSION_SEARCH
-from tests.support.net import free_ports
 
 DIMS = 384
 BATCH = 1000
@@ -156,7 +156,7 @@ def main() -> None:
             f'[gateway]\nbind = "127.0.0.1:{gateway_port}"\nworkers = 1\nvectord_url = "{vectord}"\n'
             '[log]\nlevel = "warning"\n'
         )
-        serve = ["-m", "shared.cli", "serve"]
+        serve = ["-m", "shared.stack.cli", "serve"]
         with (
             process(
                 "storaged", [*serve, "storaged", "--config", str(config)], f"http://127.0.0.1:{storaged_port}/health"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.net import wait_for_http
+from scripts.net import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ start chatd "$logs/chatd.log" env -u OLLAMA_CLOUD_KEY -u OPENROUTER_API_KEY -u O
     LH_CONFIG=/dev/null/none.toml LH_CHATD__BIND="127.0.0.1:$chatd_port" LH_CHATD__OLLAMA_URL="$OLLAMA_URL" \
     LH_CHATD__OLLAMA_CLOUD_KEY_FILE=/dev/null/none LH_CHATD__OPENROUTER_KEY_FILE=/dev/null/none \
     LH_CHATD__OPENCODE_KEY_FILE=/dev/null/none LH_CHATD__KIMI_KEY_FILE=/dev/null/none \
-    $PY -m shared.cli serve chatd
+    $PY -m shared.stack.cli serve chatd
 wait_healthy "$chatd/health" || { cat "$logs/chatd.log"; exit 1; }
 
 chat() { request POST "$chatd/v1/chat" "{\"model\": \"$1\", \"messages\": [{\"role\": \"user\", \"content\": \"say ok\"}]}"; }
@@ -59,7 +59,7 @@ check "missing model field → 400" test "$STATUS:$(json 'b["error"]["code"]')" 
 gateway_port=$(free_port)
 gateway="http://127.0.0.1:$gateway_port"
 start gateway "$logs/gateway.log" env LH_CONFIG=/dev/null/none.toml LH_GATEWAY__BIND="127.0.0.1:$gateway_port" \
-    LH_GATEWAY__CHATD_URL="$chatd" LH_GATEWAY__WORKERS=1 $PY -m shared.cli serve gateway
+    LH_GATEWAY__CHATD_URL="$chatd" LH_GATEWAY__WORKERS=1 $PY -m shared.stack.cli serve gateway
 wait_healthy "$gateway/health" || { cat "$logs/gateway.log"; exit 1; }
 ask="\"model\": \"$model\", \"messages\": [{\"role\": \"user\", \"content\": \"say ok\"}]"
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from scripts.net import wait_for_http
 from scripts.stack_config import stack_config
-from tests.support.net import wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def data_stack(work: Path, **env: str) -> Iterator[DataStack]:
     environ = {**os.environ, "LH_GATEWAY__WORKERS": "1", **env}
     log = (work / "up.log").open("wb")
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--config", str(config)],
+        [sys.executable, "-m", "shared.stack.cli", "up", "--config", str(config)],
         cwd=ROOT,
         env=environ,
         stdout=log,

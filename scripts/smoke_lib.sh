@@ -8,7 +8,7 @@ PIDS=()
 PY="${PY:-uv run --quiet python}"
 
 free_port() {
-    $PY -c 'from tests.support.net import free_port; print(free_port())'
+    $PY -c 'from scripts.net import free_port; print(free_port())'
 }
 
 cleanup() {

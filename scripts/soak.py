@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.benchlib import process
-from tests.support.net import free_port
+from scripts.net import free_port
 
 PATH = b"/v1/storage/hello"
 BODY = b"x" * 1024
@@ -158,7 +158,7 @@ def main() -> None:
     )
     with (
         process("upstream", ["scripts/bench_upstream.py", str(upstream_port)], upstream + "/health") as up,
-        process("gateway", ["-m", "shared.cli", "serve", "gateway"], gateway + "/health", env) as gw,
+        process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", env) as gw,
     ):
         time.sleep(1.0)
         pids = {"upstream": up.pid, "gateway master": gw.pid}

@@ -13,24 +13,23 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from scripts.net import free_ports
 from shared.config import LakehouseConfig
-from shared.topology import SERVICES
-from tests.support.net import free_ports
+from shared.config.chatd import PROVIDERS
+from shared.registry import names, services
 
 NO_KEY = "/nonexistent/lakehouse-smoke.env"
 
 
 def stack_config(ollama_url: str, data_dir: Path | None = None) -> str:
-    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    ports = dict(zip(names(), free_ports(len(names())), strict=True))
     lines = []
     for name, port in ports.items():
         lines += [f"[{name}]", f'bind = "127.0.0.1:{port}"']
         if name != "gateway":
             section = LakehouseConfig.model_fields[name].annotation
             keys = section.model_fields if isinstance(section, type) and issubclass(section, BaseModel) else {}
-            lines += [
-                f'{other}_url = "http://127.0.0.1:{ports[other]}"' for other in SERVICES if f"{other}_url" in keys
-            ]
+            lines += [f'{other}_url = "http://127.0.0.1:{ports[other]}"' for other in names() if f"{other}_url" in keys]
         if name == "storaged" and data_dir is not None:
             lines.append(f'root = "{data_dir / "objects"}"')
         if name == "embedd":
@@ -38,11 +37,11 @@ def stack_config(ollama_url: str, data_dir: Path | None = None) -> str:
         if name == "chatd":
             lines.append(f'ollama_url = "{ollama_url}"')
             # No keys from this machine: only ollama registers, whatever /etc/lakehouse holds.
-            lines += [f'{p}_key_file = "{NO_KEY}"' for p in ("ollama_cloud", "openrouter", "opencode", "kimi")]
+            lines += [f'{p.key_file_key} = "{NO_KEY}"' for p in PROVIDERS if p.key_env]
         if name == "gateway":
             lines += [
                 f'{service.gateway_url_key} = "http://127.0.0.1:{ports[service.name]}"'
-                for service in SERVICES.values()
+                for service in services()
                 if service.gateway_url_key
             ]
         lines.append("")

@@ -17,7 +17,7 @@ import tomllib; print('http://' + tomllib.load(open('$work/lakehouse.toml', 'rb'
 echo "starting the stack (log: $work/up.log)"
 LH_PATHWAYD__PERSIST_PATH="$work/pathway.jsonl" LH_OBSERVERD__PERSIST_PATH="$work/ops.jsonl" \
 env -u OLLAMA_CLOUD_KEY -u OPENROUTER_API_KEY -u OPENCODE_API_KEY -u KIMI_API_KEY \
-    $PY -m shared.cli up --config "$work/lakehouse.toml" >"$work/up.log" 2>&1 &
+    $PY -m shared.stack.cli up --config "$work/lakehouse.toml" >"$work/up.log" 2>&1 &
 up_pid=$!
 PIDS+=("$up_pid")
 if ! wait_healthy "$gateway/v1/health" 60; then

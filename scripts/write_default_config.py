@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from shared.config import LakehouseConfig
-from shared.tomlwriter import render_toml
+from shared.config.loader import current_model
+from shared.config.toml import render_toml
 
 HEADER = """\
 # lakehouse.toml: the operator's reference. Every section and key, with its default.
@@ -18,7 +18,7 @@ HEADER = """\
 
 
 def default_config_text() -> str:
-    return HEADER + render_toml(LakehouseConfig(), comments=True)
+    return HEADER + render_toml(current_model()(), comments=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-
-from shared.types import Send
+from starlette.types import Send
 
 ErrorCode = Literal[
     "invalid_request",

@@ -14,11 +14,11 @@ from starlette.routing import Route
 from services.catalogd.catalog import Catalog, StoredVersion
 from services.catalogd.schemas import CommitRequest, DatasetList, VersionList, check_name
 from services.storaged.client import StoragedClient
-from shared.app import service_app
-from shared.body import read_json
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.etags import etag_matches
+from shared.web.app import service_app
+from shared.web.body import read_json
+from shared.web.etags import etag_matches
 
 DATASETS = "/v1/catalog/datasets"
 MAX_COMMIT_BYTES = 16 << 20  # a commit lists files, not data: even 100k files fit

@@ -27,7 +27,7 @@ from services.catalogd.schemas import (
     VersionList,
     VersionSummary,
 )
-from shared.remote import RemoteError, ServiceClient, error_from_response, error_from_transport
+from shared.upstream.client import RemoteError, ServiceClient, error_from_response, error_from_transport
 
 DATASETS_PATH = "/v1/catalog/datasets"
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})

@@ -25,11 +25,11 @@ from services.chatd.registry import Registry
 from services.chatd.streams import native_stream, openai_stream
 from services.chatd.types import ChatError, ChatRequest
 from services.chatd.validation import describe
-from shared.app import service_app
-from shared.body import is_json_content_type, read_capped
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.metrics import Metrics, ProviderMetrics
+from shared.telemetry.metrics import Metrics, ProviderMetrics
+from shared.web.app import service_app
+from shared.web.body import is_json_content_type, read_capped
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

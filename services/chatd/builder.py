@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import structlog
 
@@ -14,24 +13,14 @@ from services.chatd.openai_compat import OpenAIChat
 from services.chatd.provider import Provider
 from services.chatd.registry import Registry
 from services.chatd.types import Translator
-from shared.sections import ChatdConfig
+from shared.config.chatd import PROVIDERS, ChatdConfig, Wire
 
-
-@dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    name: str
-    url_key: str
-    translator: Callable[[], Translator]
-    key_prefix: str = ""  # "<prefix>_key_env" and "<prefix>_key_file" name the key's sources; "" = no key
-
-
-PROVIDER_SPECS: tuple[ProviderSpec, ...] = (
-    ProviderSpec("ollama", "ollama_url", OllamaChat),
-    ProviderSpec("ollama_cloud", "ollama_cloud_url", OllamaGenerate, "ollama_cloud"),
-    ProviderSpec("openrouter", "openrouter_url", OpenAIChat, "openrouter"),
-    ProviderSpec("opencode", "opencode_url", OpenAIChat, "opencode"),
-    ProviderSpec("kimi", "kimi_url", OpenAIChat, "kimi"),
-)
+# The API each provider speaks (the `wire` column of shared/config/chatd.py's PROVIDERS) and its translator.
+TRANSLATORS: dict[Wire, Callable[[], Translator]] = {
+    "ollama_chat": OllamaChat,
+    "ollama_generate": OllamaGenerate,
+    "openai": OpenAIChat,
+}
 
 
 def build_registry(config: ChatdConfig, environ: Mapping[str, str]) -> Registry:
@@ -39,14 +28,13 @@ def build_registry(config: ChatdConfig, environ: Mapping[str, str]) -> Registry:
     timeout = config.call_timeout_secs
     providers: dict[str, Provider] = {}
     unregistered: dict[str, str] = {}
-    for spec in PROVIDER_SPECS:
-        url: str = getattr(config, spec.url_key)
+    for spec in PROVIDERS:
+        url = config.provider_url(spec)
         key = ""
         if not url:
             unregistered[spec.name] = f"chatd.{spec.url_key} is empty"
-        elif spec.key_prefix:
-            env_name: str = getattr(config, f"{spec.key_prefix}_key_env")
-            file_path: str = getattr(config, f"{spec.key_prefix}_key_file")
+        elif spec.key_env:
+            env_name, file_path = config.key_source(spec)
             key = resolve_key(env_name, file_path, environ)
             if not key:
                 unregistered[spec.name] = f"no key: set {env_name} or put {env_name}=... in {file_path}"
@@ -56,7 +44,7 @@ def build_registry(config: ChatdConfig, environ: Mapping[str, str]) -> Registry:
         providers[spec.name] = Provider(
             name=spec.name,
             base_url=url,
-            translator=spec.translator(),
+            translator=TRANSLATORS[spec.wire](),
             key=key,
             timeout_secs=timeout,
         )

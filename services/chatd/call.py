@@ -14,7 +14,7 @@ from services.chatd.dispatch import Attempt, Dispatcher, Target
 from services.chatd.streams import Batches, Totals, attempts_text
 from services.chatd.types import ChatRequest, Completion, Delta
 from shared.errors import LakehouseError
-from shared.metrics import ProviderMetrics
+from shared.telemetry.metrics import ProviderMetrics
 
 T = TypeVar("T")
 

@@ -7,8 +7,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar, cast
 
 from starlette.responses import Response
-
-from shared.types import Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 T = TypeVar("T")
 

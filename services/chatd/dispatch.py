@@ -11,7 +11,7 @@ from services.chatd.provider import Provider
 from services.chatd.registry import Registry
 from services.chatd.routing import resolve
 from services.chatd.types import ChatError, ChatRequest, Completion, Delta, ProviderError
-from shared.sections import TIERS, ModelsConfig
+from shared.config.models import TIERS, ModelsConfig
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.chatd.registry import Registry
-from shared.sections import TIERS, ModelsConfig
+from shared.config.models import TIERS, ModelsConfig
 
 # The list must answer promptly even when the local Ollama is down or slow.
 TAGS_TIMEOUT_SECS = 2.0

@@ -13,7 +13,7 @@ from services.chatd.cooldown import Cooldown
 from services.chatd.framing import EventSplitter
 from services.chatd.types import ChatRequest, Completion, Delta, ProviderError, Translator
 from shared.errors import ErrorCode
-from shared.redact import redact, secret_pattern
+from shared.telemetry.redact import redact, secret_pattern
 from shared.upstream import UpstreamError, UpstreamPool, UpstreamResponse, UpstreamTimeout
 
 USER_AGENT = b"lakehouse-chatd/0.1"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-DEFAULT_PROVIDER = "ollama"
+from shared.config.chatd import DEFAULT_PROVIDER, PROVIDERS
+
+__all__ = ["DEFAULT_PROVIDER", "ROUTING_TABLE", "Route", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,19 +23,17 @@ def _prefix(prefix: str, provider: str) -> Callable[[str], Route | None]:
     return match
 
 
-def _cloud_suffix(model: str) -> Route | None:
+def _suffix(suffix: str, provider: str) -> Callable[[str], Route | None]:
     # The cloud API takes plain names: "kimi-k2.6:cloud" is "kimi-k2.6" there.
-    return Route("ollama_cloud", model.removesuffix(":cloud")) if model.endswith(":cloud") else None
+    def match(model: str) -> Route | None:
+        return Route(provider, model.removesuffix(suffix)) if model.endswith(suffix) else None
+
+    return match
 
 
-# First match wins; the order is the contract.
-ROUTING_TABLE: tuple[Callable[[str], Route | None], ...] = (
-    _prefix("ollama/", "ollama"),
-    _prefix("ollama_cloud/", "ollama_cloud"),
-    _cloud_suffix,
-    _prefix("openrouter/", "openrouter"),
-    _prefix("opencode/", "opencode"),
-    _prefix("kimi/", "kimi"),
+# First match wins: the providers' table order, each provider's prefix then its suffix.
+ROUTING_TABLE: tuple[Callable[[str], Route | None], ...] = tuple(
+    rule for p in PROVIDERS for rule in (_prefix(p.prefix, p.name), *((_suffix(p.suffix, p.name),) if p.suffix else ()))
 )
 
 

@@ -19,10 +19,10 @@ from services.embedd.ollama import OllamaBackend
 from services.embedd.openai_api import OpenAIEmbeddingsRequest, check_dimensions, response_body
 from services.embedd.routing import Router
 from services.embedd.schemas import MAX_BODY_BYTES, EmbedRequest
-from shared.app import service_app
-from shared.body import read_json
 from shared.config import LakehouseConfig
-from shared.sections import EmbeddConfig
+from shared.config.embedd import EmbeddConfig
+from shared.web.app import service_app
+from shared.web.body import read_json
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

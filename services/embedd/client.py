@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 
 from services.embedd.schemas import EmbedResponse
-from shared.remote import RemoteError, ServiceClient, error_from_response, error_from_transport
+from shared.upstream.client import RemoteError, ServiceClient, error_from_response, error_from_transport
 
 
 class EmbeddError(RemoteError):

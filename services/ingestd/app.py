@@ -17,11 +17,11 @@ from services.ingestd.multipart import FilePart, boundary_of
 from services.ingestd.options import decide_format, parse_options
 from services.ingestd.pipeline import Ingest, Source
 from services.storaged.client import StoragedClient
-from shared.app import service_app
-from shared.body import capped_stream
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.remote import RemoteError
+from shared.upstream.client import RemoteError
+from shared.web.app import service_app
+from shared.web.body import capped_stream
 
 
 def create_app(config: LakehouseConfig) -> Starlette:

@@ -16,10 +16,10 @@ from services.embedd.client import EmbeddClient, EmbeddError
 from services.matrixd.schemas import MAX_BODY_BYTES, SearchRequest
 from services.matrixd.search import search
 from services.vectord.client import VectordClient
-from shared.app import service_app
-from shared.body import read_json
 from shared.config import LakehouseConfig
-from shared.startup import StartupErrorMiddleware, StartupFailed
+from shared.server.startup import StartupErrorMiddleware, StartupFailed
+from shared.web.app import service_app
+from shared.web.body import read_json
 
 
 async def search_route(request: Request) -> Response:

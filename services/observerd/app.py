@@ -15,14 +15,14 @@ from starlette.routing import Route
 
 from services.observerd.schemas import OpIn, OpsBatch
 from services.observerd.summary import summarize, window_micros
-from shared.app import service_app
-from shared.body import describe_validation, read_json
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.jsonlog import JsonLog
-from shared.logindex import LogSpec
-from shared.paging import filters, page_query, page_response
-from shared.timestamps import now_micros
+from shared.jsonlog.index import LogSpec
+from shared.jsonlog.log import JsonLog
+from shared.jsonlog.paging import filters, page_query, page_response
+from shared.jsonlog.timestamps import now_micros
+from shared.web.app import service_app
+from shared.web.body import describe_validation, read_json
 
 STATUSES = frozenset({"ok", "error"})
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from services.observerd.schemas import OpSummary
 from shared.errors import LakehouseError
-from shared.logindex import LogIndex
+from shared.jsonlog.index import LogIndex
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 WINDOW = re.compile(r"([1-9][0-9]{0,6})([smhd])")

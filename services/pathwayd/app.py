@@ -13,13 +13,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.pathwayd.schemas import TraceIn, TraceWritten
-from shared.app import service_app
-from shared.body import read_json
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.jsonlog import JsonLog
-from shared.logindex import LogSpec
-from shared.paging import filters, page_query, page_response
+from shared.jsonlog.index import LogSpec
+from shared.jsonlog.log import JsonLog
+from shared.jsonlog.paging import filters, page_query, page_response
+from shared.web.app import service_app
+from shared.web.body import read_json
 
 
 def trace_record(trace: TraceIn) -> dict[str, Any]:

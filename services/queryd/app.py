@@ -25,12 +25,12 @@ from services.queryd.engine import Engine, Query, S3Access, UnknownTable
 from services.queryd.formats import MEDIA_TYPES, OutputFormat, choose_format, json_result, stream_result
 from services.queryd.jsonvalues import dumps
 from services.queryd.views import ViewRefresher
-from shared.app import service_app
-from shared.body import describe_validation, is_json_content_type, read_capped
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.remote import RemoteError
-from shared.startup import StartupErrorMiddleware
+from shared.server.startup import StartupErrorMiddleware
+from shared.upstream.client import RemoteError
+from shared.web.app import service_app
+from shared.web.body import describe_validation, is_json_content_type, read_capped
 
 MAX_SQL_BODY = 1 << 20
 # Queries wait for a worker thread here, not in anyio's shared pool that every other blocking call uses.

@@ -26,7 +26,7 @@ import structlog
 
 from services.queryd.classify import read_only_statement
 from shared.errors import LakehouseError
-from shared.startup import StartupFailed
+from shared.server.startup import StartupFailed
 
 BATCH_ROWS = 122_880  # a multiple of DuckDB's 2048-row vectors
 

@@ -18,13 +18,13 @@ from services.storaged.keys import check_key, check_prefix
 from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, object_headers
 from services.storaged.schemas import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ObjectInfo, ObjectList, PutResult
-from shared.app import service_app
-from shared.body import capped_stream
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.etags import etag_matches
-from shared.metrics import Metrics, StorageMetrics
-from shared.startup import StartupErrorMiddleware
+from shared.server.startup import StartupErrorMiddleware
+from shared.telemetry.metrics import Metrics, StorageMetrics
+from shared.web.app import service_app
+from shared.web.body import capped_stream
+from shared.web.etags import etag_matches
 
 OBJECTS = "/v1/storage/objects"
 

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from services.storaged.schemas import DEFAULT_LIST_LIMIT, ObjectInfo, ObjectList, ObjectMeta, PutResult
-from shared.remote import RemoteError, ServiceClient, error_from_response, error_from_transport
+from shared.upstream.client import RemoteError, ServiceClient, error_from_response, error_from_transport
 
 OBJECTS_PATH = "/v1/storage/objects"
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})

@@ -8,11 +8,11 @@ from email.utils import format_datetime
 
 import structlog
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from services.storaged.backends.base import ObjectHandle, ObjectInfo
 from services.storaged.ranges import Span
-from shared.splice import SPLICE, SourceFailed
-from shared.types import Receive, Scope, Send
+from shared.server.splice import SPLICE, SourceFailed
 
 
 def object_headers(info: ObjectInfo) -> dict[str, str]:

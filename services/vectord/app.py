@@ -31,10 +31,10 @@ from services.vectord.schemas import (
 )
 from services.vectord.store import Applied, Store, wrong_dimensions
 from services.vectord.wal import StoragedLog
-from shared.app import service_app
-from shared.body import describe_validation, is_json_content_type, read_capped
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
+from shared.web.app import service_app
+from shared.web.body import describe_validation, is_json_content_type, read_capped
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 RETRY_MAX_SECS = 5.0

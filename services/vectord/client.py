@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from services.vectord.schemas import IndexInfo, QueryRequest, QueryResult
-from shared.remote import RemoteError, ServiceClient, error_from_response, error_from_transport
+from shared.upstream.client import RemoteError, ServiceClient, error_from_response, error_from_transport
 
 
 class VectordError(RemoteError):

@@ -10,7 +10,7 @@ import httpx
 
 from gateway.app import create_app
 from shared.config import load_config
-from shared.topology import UPSTREAMS
+from shared.registry import upstreams
 from tests.support.fakes.echo import EchoUpstream
 from tests.support.servers import run_server, run_servers
 
@@ -31,15 +31,15 @@ class Guarded:
 @asynccontextmanager
 async def guarded_gateway(*, token: str, allowed_ips: list[str]) -> AsyncIterator[Guarded]:
     """The gateway on a real port with auth configured, every family pointed at its own recording echo upstream."""
-    upstreams = {s.name: EchoUpstream(name=s.name) for s in UPSTREAMS}
-    async with run_servers(list(upstreams.values())) as upstream_urls:
-        gateway = {s.gateway_url_key: url for s, url in zip(UPSTREAMS, upstream_urls, strict=True)}
+    echoes = {s.name: EchoUpstream(name=s.name) for s in upstreams()}
+    async with run_servers(list(echoes.values())) as upstream_urls:
+        gateway = {s.gateway_url_key: url for s, url in zip(upstreams(), upstream_urls, strict=True)}
         # Configured as a gateway open to the network: one bound to loopback also admits loopback peers (only this
         # box can reach it), which would let the test client past the allow-list.
         gateway["bind"] = "0.0.0.0:3110"
         config = load_config(auth={"token": token, "allowed_ips": allowed_ips}, gateway=gateway)
         async with run_server(create_app(config)) as url:
-            yield Guarded(url, upstreams)
+            yield Guarded(url, echoes)
 
 
 async def test_token_guards_every_family_and_nothing_is_forwarded() -> None:
@@ -47,7 +47,7 @@ async def test_token_guards_every_family_and_nothing_is_forwarded() -> None:
         guarded_gateway(token=TOKEN, allowed_ips=["127.0.0.1", "::1"]) as gw,
         httpx.AsyncClient(base_url=gw.url) as c,
     ):
-        for service in UPSTREAMS:
+        for service in upstreams():
             missing = await c.post(service.family + "/x?y=1", content=b"body")
             wrong = await c.get(service.family + "/x", headers={"Authorization": "Bearer not-the-token"})
             bare_token = await c.get(service.family, headers={"Authorization": TOKEN})
@@ -57,11 +57,11 @@ async def test_token_guards_every_family_and_nothing_is_forwarded() -> None:
                     "error": {"code": "unauthorized", "message": "missing or wrong Authorization: Bearer token"}
                 }
             assert gw.forwarded() == []
-        for service in UPSTREAMS:
+        for service in upstreams():
             allowed = await c.get(service.family + "/x", headers=BEARER)
             assert allowed.status_code == 200
             assert dict(allowed.json()["headers"])["authorization"] == f"Bearer {TOKEN}"
-    assert gw.forwarded() == [s.family + "/x" for s in UPSTREAMS]
+    assert gw.forwarded() == [s.family + "/x" for s in upstreams()]
 
 
 async def test_allowlist_guards_forwarded_paths_even_with_the_token() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.app import create_app
 from shared.config import load_config
-from shared.topology import UPSTREAMS
+from shared.registry import upstreams
 from tests.support.fakes.echo import EchoUpstream
 from tests.support.servers import app_client, run_servers
 
@@ -17,9 +17,9 @@ TOKEN = "t0ken-for-console"
 
 
 async def gateway_client(**auth: object) -> AsyncIterator[httpx.AsyncClient]:
-    upstreams = [EchoUpstream(name=s.name) for s in UPSTREAMS]
-    async with run_servers(upstreams) as urls:
-        gateway = {s.gateway_url_key: url for s, url in zip(UPSTREAMS, urls, strict=True)}
+    echoes = [EchoUpstream(name=s.name) for s in upstreams()]
+    async with run_servers(echoes) as urls:
+        gateway = {s.gateway_url_key: url for s, url in zip(upstreams(), urls, strict=True)}
         async with app_client(create_app(load_config(gateway=gateway, auth=auth))) as client:
             yield client
 
@@ -41,7 +41,7 @@ async def test_overview_is_rendered_on_the_server(open_gateway: httpx.AsyncClien
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
-    for service in UPSTREAMS:
+    for service in upstreams():
         assert f'<th scope="row">{service.name}</th><td class="status-ok">ok</td>' in page
     assert '<a href="/" aria-current="page">Overview</a>' in page
     assert '<span id="health-summary" class="summary">ok</span>' in page
@@ -79,7 +79,7 @@ async def test_with_a_token_pages_load_but_show_no_stack_data(guarded_gateway: h
     assert response.status_code == 200
     assert 'data-auth="required"' in response.text
     assert "Sign in with the stack token" in response.text
-    assert not any(f'<th scope="row">{s.name}</th>' in response.text for s in UPSTREAMS)
+    assert not any(f'<th scope="row">{s.name}</th>' in response.text for s in upstreams())
     assert (await guarded_gateway.get("/console/chat")).status_code == 200
     assert (await guarded_gateway.get("/console/static/console.js")).status_code == 200
 

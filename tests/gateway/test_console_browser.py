@@ -18,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from shared.topology import UPSTREAMS
+from shared.registry import upstreams
 from tests.support.live import LiveStack
 
 CHROMIUM = "/usr/bin/chromium"
@@ -98,7 +98,7 @@ def test_overview_shows_every_service_ok(browser: WebDriver, live: LiveStack, sh
     fresh_page(browser, live.url + "/")
     wait(browser, lambda d: text_of(d, "#health-summary") == "ok", "the health summary")
     rows = table_rows(browser, "#health")
-    assert sorted(row[0] for row in rows) == sorted(s.name for s in UPSTREAMS)
+    assert sorted(row[0] for row in rows) == sorted(s.name for s in upstreams())
     assert all(row[1] == "ok" for row in rows), rows
     wait(browser, lambda d: "ollama" in text_of(d, "#providers"), "the providers table")
     assert text_of(browser, "#notice") == ""

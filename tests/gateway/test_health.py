@@ -7,7 +7,7 @@ import httpx
 
 from gateway.app import create_app, family_timeout
 from shared.config import load_config
-from shared.topology import UPSTREAMS
+from shared.registry import upstreams
 from tests.support.fixtures import Stack
 from tests.support.servers import free_port, run_server
 
@@ -24,7 +24,7 @@ async def test_v1_health_probes_every_upstream(stack: Stack) -> None:
     report = response.json()
     assert response.status_code == 200
     assert report["status"] == "ok"
-    assert list(report["services"]) == [s.name for s in UPSTREAMS]
+    assert list(report["services"]) == [s.name for s in upstreams()]
     for result in report["services"].values():
         assert result["status"] == "ok"
         assert result["latency_ms"] >= 0

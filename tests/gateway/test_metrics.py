@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from scripts.net import free_port, wait_for_http
 from tests.support.fakes.echo import EchoUpstream
-from tests.support.net import free_port, wait_for_http
 from tests.support.servers import run_server
 
 WORKERS = 2
@@ -33,7 +33,7 @@ def totals(text: str, name: str, **labels: str) -> float:
 
 def start_gateway(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", "gateway"],
+        [sys.executable, "-m", "shared.stack.cli", "serve", "gateway"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from gateway.app import create_app
 from shared.config import load_config
-from shared.topology import UPSTREAMS, Service
+from shared.registry import Service, upstreams
 from tests.support.fakes.echo import GZIPPED, EchoUpstream
 from tests.support.fakes.raw import RawUpstream
 from tests.support.fixtures import Stack
@@ -43,7 +43,7 @@ def client(stack: Stack, **options: object) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=stack.url, **options)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("service", UPSTREAMS, ids=[s.name for s in UPSTREAMS])
+@pytest.mark.parametrize("service", upstreams(), ids=[s.name for s in upstreams()])
 async def test_every_family_reaches_its_upstream_intact(stack: Stack, service: Service) -> None:
     family = service.family
     async with client(stack) as c:

@@ -12,8 +12,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from shared.app import service_app
 from shared.config import ConfigError, load_config
+from shared.web.app import service_app
 from tests.support.servers import asgi_client, run_server
 
 

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from shared.app import service_app
-from shared.auth import AuthMiddleware
 from shared.config import load_config
-from shared.runner import uvicorn_config
+from shared.server.runner import uvicorn_config
+from shared.web.app import service_app
+from shared.web.auth import AuthMiddleware
 from tests.support.servers import asgi_client
 
 FORBIDDEN = {"error": {"code": "forbidden", "message": "your address is not in auth.allowed_ips"}}

@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.app import service_app
-from shared.body import read_json
 from shared.config import load_config
+from shared.web.app import service_app
+from shared.web.body import read_json
 from tests.support.servers import asgi_client
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
+from shared.stack.cli import main
 
 AS_ROOT = os.geteuid() == 0
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.cli import main
-from shared.config import SERVICE_SECTIONS
+from shared.registry import names
+from shared.stack.cli import main
 from tests.support.servers import free_port, wait_for_http
 
 
 def test_config_show_prints_every_section_as_toml(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "show"]) == 0
     shown = tomllib.loads(capsys.readouterr().out)
-    assert list(shown) == [*SERVICE_SECTIONS, "s3", "models", "log", "auth"]
+    assert list(shown) == [*names(), "s3", "models", "log", "auth"]
     assert shown["chatd"]["bind"] == "127.0.0.1:3220"
     assert shown["ingestd"]["max_ingest_bytes"] == 268435456
     assert shown["auth"]["token"] == ""
@@ -62,7 +62,7 @@ def test_unknown_service_lists_valid_names(capsys: pytest.CaptureFixture[str]) -
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "shared.stack.cli", *args],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -10,8 +10,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from scripts.write_default_config import default_config_text
-from shared.config import SERVICE_SECTIONS, ConfigError, LakehouseConfig, load_config
-from shared.sections import TIERS, split_bind
+from shared.config import ConfigError, LakehouseConfig, load_config
+from shared.config.base import split_bind
+from shared.config.models import TIERS
+from shared.registry import names
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,8 +27,8 @@ def write(tmp_path: Path, text: str, name: str = "lh.toml") -> str:
 def test_defaults_follow_the_seed() -> None:
     config = load_config()
     assert config.gateway.bind == "127.0.0.1:3110"
-    assert config.gateway.chatd_url == "http://127.0.0.1:3220"
-    binds = [config.section_bind(name) for name in SERVICE_SECTIONS]
+    assert config.gateway.upstream_url("chatd") == "http://127.0.0.1:3220"
+    binds = [config.section_bind(name) for name in names()]
     assert binds == ["127.0.0.1:3110", *(f"127.0.0.1:{port}" for port in range(3211, 3221))]
     assert config.ingestd.max_ingest_bytes == 256 * 1024 * 1024
     assert config.embedd.cache_size == 10_000
@@ -34,8 +36,9 @@ def test_defaults_follow_the_seed() -> None:
     assert config.queryd.refresh_every == "30s"
     assert config.queryd.secrets_path == "/etc/lakehouse/secrets-go.toml"
     assert config.chatd.timeout_secs == 180
-    assert config.chatd.openrouter_key_env == "OPENROUTER_API_KEY"
-    assert config.chatd.kimi_key_file == "/etc/lakehouse/kimi.env"
+    chatd = config.chatd.model_dump()
+    assert chatd["openrouter_key_env"] == "OPENROUTER_API_KEY"
+    assert chatd["kimi_key_file"] == "/etc/lakehouse/kimi.env"
     assert config.s3.bucket == "lakehouse-primary"
     assert config.s3.use_path_style is True
     assert config.models.weak_models == ["qwen3.5:latest", "qwen3:latest"]
@@ -63,7 +66,7 @@ def test_file_then_environment_then_arguments(tmp_path: Path, monkeypatch: pytes
     config = load_config(path)
     assert config.chatd.bind == "127.0.0.1:4000"
     assert config.chatd.timeout_secs == 5  # the file's other key in the same section survives
-    assert config.chatd.ollama_url == "http://localhost:11434"  # and the defaults under both
+    assert config.chatd.model_dump()["ollama_url"] == "http://localhost:11434"  # and the defaults under both
 
     config = load_config(path, chatd={"bind": "127.0.0.1:4002"})
     assert config.chatd.bind == "127.0.0.1:4002"
@@ -73,8 +76,8 @@ def test_file_then_environment_then_arguments(tmp_path: Path, monkeypatch: pytes
 def test_nested_table_deep_merges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "[gateway.timeouts]\nsql = 12\n")
     monkeypatch.setenv("LH_GATEWAY__TIMEOUTS__CHAT", "7")
-    timeouts = load_config(path).gateway.timeouts
-    assert (timeouts.sql, timeouts.chat, timeouts.catalog) == (12, 7, 30)
+    gateway = load_config(path).gateway
+    assert (gateway.timeout("sql"), gateway.timeout("chat"), gateway.timeout("catalog")) == (12, 7, 30)
 
 
 def test_file_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +94,7 @@ def test_missing_given_file_warns_and_uses_defaults(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope.toml")
     with capture_logs() as logs:
         config = load_config(missing)
-    assert config == LakehouseConfig()
+    assert config == load_config()  # no file here: the defaults
     assert [(entry["log_level"], entry["path"]) for entry in logs] == [("warning", missing)]
 
 
@@ -170,7 +173,7 @@ def test_committed_lakehouse_toml_is_the_defaults() -> None:
     committed = (REPO / "lakehouse.toml").read_text()
     assert committed == default_config_text(), "run: uv run python scripts/write_default_config.py"
     config = load_config(str(REPO / "lakehouse.toml"))
-    assert config == LakehouseConfig()
+    assert config == load_config()  # no file here: the defaults
     assert set(tomllib.loads(committed)) == set(LakehouseConfig.model_fields)
 
 
@@ -222,7 +225,11 @@ def test_environment_value_that_is_not_json_is_one_line(
 def test_cli_reports_bad_environment_json_without_a_traceback() -> None:
     env = {**os.environ, "LH_AUTH__ALLOWED_IPS": "127.0.0.1"}
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "config", "check"], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "shared.stack.cli", "config", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr

@@ -12,11 +12,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.app import service_app
 from shared.config import load_config
-from shared.logging import configure_logging
-from shared.types import ASGIApp, Receive, Scope, Send
+from shared.telemetry.logging import configure_logging
+from shared.web.app import service_app
 from tests.support.servers import run_server
 
 

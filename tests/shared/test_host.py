@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from shared.app import service_app
 from shared.config import load_config
+from shared.web.app import service_app
 from tests.support.servers import run_server
 
 

@@ -17,10 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.app import service_app
 from shared.config import load_config
-from shared.http_protocol import ServerLimits
-from shared.runner import server_limits
+from shared.server.http_protocol import ServerLimits
+from shared.server.runner import server_limits
+from shared.web.app import service_app
 from tests.support.servers import free_port, run_server, wait_for_http
 
 READ_TIMEOUT = 10.0
@@ -223,7 +223,7 @@ def test_every_server_the_runner_starts_applies_the_limits(service: str) -> None
         "LH_GATEWAY__WORKERS": "1",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", service],
+        [sys.executable, "-m", "shared.stack.cli", "serve", service],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,12 +8,12 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
-from shared import jsonlog
+from shared.jsonlog import log as jsonlog
 from shared.errors import LakehouseError
-from shared.jsonlog import JsonLog
-from shared.logindex import LogSpec
-from shared.logreplay import LogCorrupt, replay
-from shared.logsnapshot import snapshot_path
+from shared.jsonlog.index import LogSpec
+from shared.jsonlog.log import JsonLog
+from shared.jsonlog.replay import LogCorrupt, replay
+from shared.jsonlog.snapshot import snapshot_path
 
 SPEC = LogSpec(tags=("kind",), unique="id")
 

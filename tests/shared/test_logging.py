@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from shared.app import service_app
 from shared.config import load_config
-from shared.logging import configure_logging
+from shared.telemetry.logging import configure_logging
+from shared.web.app import service_app
 from tests.support.servers import asgi_client
 
 

@@ -9,10 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.pathwayd.app import create_app as create_pathwayd
-from shared.app import service_app
-from shared.metrics import MULTIPROCESS_ENV, ProviderMetrics, StorageMetrics, multiprocess_dir
-from shared.runner import load_factory
-from shared.topology import SERVICES
+from shared.registry import names, service
+from shared.telemetry.metrics import MULTIPROCESS_ENV, ProviderMetrics, StorageMetrics, multiprocess_dir
+from shared.web.app import service_app
 from tests.support.fixtures import ConfigFactory
 from tests.support.servers import app_client
 
@@ -87,9 +86,9 @@ async def test_provider_and_storage_helpers_join_the_exposition(make_config: Con
     assert parsed[("lakehouse_storage_bytes_total", frozenset({("backend", "local"), ("direction", "out")}))] == 250
 
 
-@pytest.mark.parametrize("name", list(SERVICES))
+@pytest.mark.parametrize("name", names())
 async def test_every_service_and_the_gateway_answer_metrics(make_config: ConfigFactory, name: str) -> None:
-    async with app_client(load_factory(name)(make_config())) as client:
+    async with app_client(service(name).app(make_config())) as client:
         await client.get("/health")
         scrape = await client.get("/metrics")
     assert scrape.status_code == 200

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.redact import redact, secret_pattern
+from shared.telemetry.redact import redact, secret_pattern
 
 KEY = "sk-live-ABCdef1234"  # 18 characters
 

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from shared.relay import Relay
+from shared.stack.relay import Relay
 
 
 def test_terminal_lines_are_padded_and_coloured() -> None:

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from shared.topology import UPSTREAMS
+from scripts.net import free_port
+from shared.registry import upstreams
 from tests.support.live import LiveStack, clean_environment
-from tests.support.net import free_port
 
 TRIPS_CSV = b"city,miles,paid\nlisbon,3.5,true\nporto,12.25,false\nfaro,7.0,true\n"
 
 
 def lakehouse(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "shared.stack.cli", *args],
         input=stdin,
         capture_output=True,
         timeout=120,
@@ -43,7 +43,7 @@ def test_status_shows_every_service_ok(live: LiveStack) -> None:
     result = at(live, "status")
     assert result.returncode == 0, result.stderr
     out = result.stdout.decode()
-    for service in UPSTREAMS:
+    for service in upstreams():
         assert any(line.split()[:2] == [service.name, "ok"] for line in out.splitlines()), out
     assert "stack: ok" in out
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.auth import is_loopback
 from shared.config import load_config
-from shared.runner import SPARE_FILES, GateRefused, check_gates
+from shared.server.runner import SPARE_FILES, GateRefused, check_gates
+from shared.web.auth import is_loopback
 from tests.support.servers import free_port, wait_for_http
 
 
@@ -61,7 +61,7 @@ def test_serve_lifts_the_open_files_limit_to_fit_max_connections() -> None:
 
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", "storaged"],
+        [sys.executable, "-m", "shared.stack.cli", "serve", "storaged"],
         env={**os.environ, "LH_STORAGED__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__MAX_CONNECTIONS": "3000"},
         preexec_fn=low_limit,
         stdout=subprocess.DEVNULL,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
-from shared.splice import SPLICE, SourceFailed
-from shared.types import Receive, Scope, Send
+from shared.server.splice import SPLICE, SourceFailed
 from tests.support.servers import run_server
 
 BODY = os.urandom(12 << 20)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
-from shared.topology import SERVICES
+from shared.registry import names
+from shared.stack.cli import main
 
 
 def read_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -37,13 +37,13 @@ def units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     assert main(["systemd-units", "--out", str(out), "--config", str(config), "--user", "lh"]) == 0
     written = capsys.readouterr().out.split()
     assert sorted(Path(p).name for p in written) == sorted(
-        [f"lakehouse-{name}.service" for name in SERVICES] + ["lakehouse.target"]
+        [f"lakehouse-{name}.service" for name in names()] + ["lakehouse.target"]
     )
     return out
 
 
 def test_one_unit_per_service_runs_the_installed_command_under_systemd_rules(units: Path, tmp_path: Path) -> None:
-    for name in SERVICES:
+    for name in names():
         unit = read_unit(units / f"lakehouse-{name}.service")
         service = unit["Service"]
         (exec_start,) = service["ExecStart"]
@@ -60,7 +60,7 @@ def test_one_unit_per_service_runs_the_installed_command_under_systemd_rules(uni
         assert unit["Install"]["WantedBy"] == ["lakehouse.target"]
     target = configparser.ConfigParser()
     target.read(units / "lakehouse.target")
-    assert target["Unit"]["Wants"].split() == [f"lakehouse-{name}.service" for name in SERVICES]
+    assert target["Unit"]["Wants"].split() == [f"lakehouse-{name}.service" for name in names()]
 
 
 def test_chatd_reads_its_key_files_and_writers_get_their_paths(units: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.restart_policy import CrashWindow, describe_exit
+from shared.stack.restart_policy import CrashWindow, describe_exit
 from tests.support.servers import free_port, wait_for_http
 
 STARTUP_WAIT_SECS = 120.0
@@ -44,7 +44,10 @@ def test_the_master_respawns_a_worker_that_dies_and_logs_which(tmp_path: Path) -
     env = {**os.environ, "LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2"}
     with log.open("w") as out:
         master = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", "gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "shared.stack.cli", "serve", "gateway"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", master, timeout_secs=STARTUP_WAIT_SECS)
@@ -102,7 +105,10 @@ def test_the_master_gives_up_after_five_worker_crashes_within_a_minute(tmp_path:
     env = {**os.environ, "LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2"}
     with log.open("w") as out:
         master = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", "gateway"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "shared.stack.cli", "serve", "gateway"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", master, timeout_secs=STARTUP_WAIT_SECS)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from scripts.stack_config import stack_config
-from shared.stack import port_in_use
+from shared.stack.up import port_in_use
 from tests.support.servers import wait_for_http
 
 # A loaded 2-core CI box takes a while to start eleven Python processes.
@@ -52,7 +52,7 @@ def port_free(port: int) -> bool:
 
 def start_up(config: Path, *args: str, log_level: str = "info") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--config", str(config), *args],
+        [sys.executable, "-m", "shared.stack.cli", "up", "--config", str(config), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -270,7 +270,7 @@ def test_up_on_a_terminal_with_an_allow_list_and_a_token(stack_file: Path) -> No
     ports = binds(stack_file)
     primary, secondary = pty.openpty()
     up = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--config", str(stack_file)],
+        [sys.executable, "-m", "shared.stack.cli", "up", "--config", str(stack_file)],
         stdin=subprocess.DEVNULL,
         stdout=secondary,
         stderr=secondary,

@@ -25,7 +25,7 @@ import pytest
 
 from gateway.app import create_app as create_gateway
 from shared.config import LakehouseConfig, load_config
-from shared.topology import UPSTREAMS
+from shared.registry import upstreams
 from tests.support.fakes import ollama, openai
 from tests.support.fakes.echo import EchoUpstream
 from tests.support.fakes.recorder import FakeUpstream
@@ -73,13 +73,13 @@ def object_root(tmp_path: Path) -> Path:
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
     async with AsyncExitStack() as exits:
-        upstreams = {s.name: EchoUpstream(name=s.name) for s in UPSTREAMS}
-        started = await exits.enter_async_context(run_servers(list(upstreams.values())))
-        urls = {s.gateway_url_key: url for s, url in zip(UPSTREAMS, started, strict=True)}
+        echoes = {s.name: EchoUpstream(name=s.name) for s in upstreams()}
+        started = await exits.enter_async_context(run_servers(list(echoes.values())))
+        urls = {s.gateway_url_key: url for s, url in zip(upstreams(), started, strict=True)}
         config = load_config(gateway={**urls, "timeouts": {"catalog": 0.5}})
         app = create_gateway(config)
         url = await exits.enter_async_context(run_server(app))
-        yield Stack(url, upstreams, app)
+        yield Stack(url, echoes, app)
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from scripts.net import free_port, serving
 from scripts.stack_config import stack_config
-from tests.support.net import free_port, serving
 
 READY_TIMEOUT_SECS = 90.0
 # The developer's own settings and provider keys must not reach the stack under test.
@@ -69,7 +69,7 @@ def live_stack(workdir: Path, *, ollama_url: str, token: str = "") -> Iterator[L
     url = "http://" + tomllib.loads(text)["gateway"]["bind"]
     log = (workdir / "up.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up", "--config", str(config)],
+        [sys.executable, "-m", "shared.stack.cli", "up", "--config", str(config)],
         cwd=workdir,
         env=clean_environment(),
         stdout=log,

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from scripts.net import free_port, serving
 from tests.support.live import clean_environment
-from tests.support.net import free_port, serving
 
 
 @contextmanager
@@ -26,7 +26,7 @@ def served(service: str, workdir: Path, **settings: str) -> Iterator[str]:
     with (
         (workdir / f"{service}-{port}.log").open("wb") as log,
         serving(
-            [sys.executable, "-m", "shared.cli", "serve", service],
+            [sys.executable, "-m", "shared.stack.cli", "serve", service],
             url + "/health",
             cwd=workdir,
             env=env,

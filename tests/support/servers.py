@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from shared.runner import uvicorn_config
-from tests.support.net import free_port, wait_for_http
+from scripts.net import free_port, wait_for_http
+from shared.server.runner import uvicorn_config
 
 __all__ = ["app_client", "asgi_client", "free_port", "run_server", "run_servers", "wait_for_http"]
 

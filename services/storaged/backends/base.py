@@ -11,8 +11,8 @@ from typing import Protocol
 
 from services.storaged.ranges import Span
 from shared.errors import LakehouseError
-from shared.etags import etag_matches
-from shared.startup import StartupFailed
+from shared.server.startup import StartupFailed
+from shared.web.etags import etag_matches
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 

@@ -30,8 +30,8 @@ from services.storaged.backends.base import (
     check_precondition,
 )
 from services.storaged.ranges import Span
+from shared.config.s3 import S3Config
 from shared.errors import LakehouseError
-from shared.sections import S3Config
 
 if TYPE_CHECKING:
     from obstore import GetOptions, PutMode

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import ConfigError, load_config
-from shared.tomlwriter import render_toml
+from shared.config.toml import render_toml
 
 
 def test_fallbacks_table_reads_and_renders_back(tmp_path: Path) -> None:

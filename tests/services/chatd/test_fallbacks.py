@@ -10,11 +10,11 @@ import pytest
 from starlette.responses import JSONResponse, Response
 from structlog.testing import capture_logs
 
+from scripts.net import free_port
 from tests.services.chatd.harness import HI, KEY_VARS, chatd, ndjson_lines
 from tests.support.fakes import ollama
 from tests.support.fakes.recorder import FakeUpstream
 from tests.support.fixtures import Upstream
-from tests.support.net import free_port
 from tests.support.servers import run_server
 
 CLOUD = "kimi-k2.6:cloud"  # → ollama_cloud, /api/generate

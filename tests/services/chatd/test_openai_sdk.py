@@ -124,7 +124,7 @@ async def test_models_list_has_tiers_and_local_ollama_models(sdk: SdkStack) -> N
 
 
 async def test_models_list_answers_without_ollama(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.support.net import free_port
+    from scripts.net import free_port
 
     config = load_config(chatd={**NO_KEY_FILES, "ollama_url": f"http://127.0.0.1:{free_port()}"})
     async with run_server(create_chatd(config)) as url, AsyncOpenAI(base_url=f"{url}/v1", api_key="x") as client:

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from scripts.net import free_port
 from tests.support.dataplane import DataPlane, data_plane
-from tests.support.net import free_port
 from tests.support.storage import S3Server
 
 CSV = b"id,city,fare,day\n1,amsterdam,12.5,2024-01-02\n2,berlin,,2024-01-03\n3,chicago,7.25,2024-01-04\n"

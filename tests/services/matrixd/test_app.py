@@ -155,7 +155,7 @@ async def test_both_upstream_urls_are_required(missing: str) -> None:
 def test_serve_refuses_to_start_without_embedd() -> None:
     env = {**os.environ, "LH_MATRIXD__EMBEDD_URL": "", "LH_MATRIXD__BIND": f"127.0.0.1:{free_port()}"}
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", "matrixd"], env=env, capture_output=True, timeout=60
+        [sys.executable, "-m", "shared.stack.cli", "serve", "matrixd"], env=env, capture_output=True, timeout=60
     )
     assert done.returncode != 0
     assert b"matrixd: matrixd.embedd_url must be set" in done.stdout + done.stderr

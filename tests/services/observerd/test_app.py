@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from services.observerd.app import create_app
-from shared.timestamps import TimestampCodec
+from shared.jsonlog.timestamps import TimestampCodec
 from tests.support.fixtures import ConfigFactory
 from tests.support.servers import app_client
 

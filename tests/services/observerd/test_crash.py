@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.net import free_port, wait_for_http
+from scripts.net import free_port, wait_for_http
 
 WRITERS = 8
 KILL_AFTER_ACKS = 300
@@ -28,7 +28,7 @@ def start(path: Path, port: int) -> subprocess.Popen[bytes]:
         "LH_OBSERVERD__PERSIST_PATH": str(path),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", "observerd"],
+        [sys.executable, "-m", "shared.stack.cli", "serve", "observerd"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.net import free_port
 from services.storaged.app import create_app
 from services.storaged.client import StoragedClient, StorageError
-from tests.support.net import free_port
 from tests.support.storage import StoragedService, storaged_config
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 from gateway.app import create_app as create_gateway
+from scripts.net import free_port, wait_for_http
 from shared.config import load_config
-from tests.support.net import free_port, wait_for_http
 from tests.support.servers import run_server
 
 MIB = 1 << 20
@@ -65,7 +65,7 @@ def spawn_storaged(root: Path, port: int) -> subprocess.Popen[bytes]:
         "LH_STORAGED__MAX_PUT_BYTES": str(SIZE + MIB),
         "LH_LOG__LEVEL": "warning",
     }
-    return subprocess.Popen([sys.executable, "-m", "shared.cli", "serve", "storaged"], env=env)
+    return subprocess.Popen([sys.executable, "-m", "shared.stack.cli", "serve", "storaged"], env=env)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.support.net import free_port, wait_for_http
+from scripts.net import free_port, wait_for_http
 from tests.support.servers import run_server
 from tests.support.storage import S3Server, StoragedService, start_storaged, storaged_config
 
@@ -35,7 +35,7 @@ def serve_storaged(s3: S3Server, **s3_overrides: str) -> tuple[subprocess.Popen[
     }  # debug: uvicorn's drain lines
     env |= {f"LH_S3__{k.upper()}": str(v) for k, v in (s3.section | s3_overrides).items()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "serve", "storaged"],
+        [sys.executable, "-m", "shared.stack.cli", "serve", "storaged"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from tests.support.net import free_ports, wait_for_http
+from scripts.net import free_ports, wait_for_http
 
 DIMS = 16
 
@@ -23,7 +23,7 @@ DIMS = 16
 def serve(name: str, config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", name, "--config", str(config)], stdout=out, stderr=out
+            [sys.executable, "-m", "shared.stack.cli", "serve", name, "--config", str(config)], stdout=out, stderr=out
         )
     try:
         yield process

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.types import Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 GZIPPED = gzip.compress(b"squeezed " * 100)
 

@@ -1,0 +1,15 @@
+"""[vectord]: where indexes persist and when they are snapshotted."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.config.base import Bind, ServiceSection, Url
+
+
+class VectordConfig(ServiceSection):
+    bind: Bind = Field("127.0.0.1:3215", description="address vectord listens on")
+    storaged_url: Url = Field("http://127.0.0.1:3211", description='storaged for index persistence; "" = none')
+    snapshot_bytes: int = Field(
+        64 << 20, gt=0, description="log bytes written since the last snapshot that trigger the next one"
+    )
