@@ -36,8 +36,20 @@ def readme_services_table() -> list[list[str]]:
 def test_readme_services_table_is_the_registry() -> None:
     config = load_config()
     expected = [[s.name, config.section_bind(s.name), s.family or "—"] for s in SERVICES.values()]
-    # The state column is the coordinator's; service, bind and family must match the registry.
+    # The role column is the coordinator's; service, bind and family must match the registry.
     assert [row[:3] for row in readme_services_table()] == expected
+
+
+def test_readme_services_table_links_each_service_page() -> None:
+    for row in readme_services_table():
+        assert row[-1] == f"[docs/{row[0]}.md](docs/{row[0]}.md)"
+        assert (REPO / "docs" / f"{row[0]}.md").is_file()
+
+
+def test_docs_index_lists_every_page() -> None:
+    index = (REPO / "docs" / "index.md").read_text()
+    for page in sorted((REPO / "docs").glob("*.md")):
+        assert f"]({page.name})" in index, page.name
 
 
 def test_readme_names_every_exact_path_and_its_service() -> None:
