@@ -133,3 +133,13 @@ async def test_a_toy_row_is_served_by_the_gateway_probed_and_in_status(
     assert list(health.json()["services"]) == ["toyd"]
     assert status == 0
     assert "toyd" in capsys.readouterr().out
+
+
+def test_the_docs_check_asks_for_a_toy_rows_page(toy_installed: Service) -> None:
+    from tests.test_docs import docs_gaps
+
+    assert docs_gaps([toy_installed]) == [
+        "README.md: the services table has no row ['toyd', '127.0.0.1:3299', '/v1/toy']",
+        "docs/toyd.md does not exist",
+        "docs/index.md does not list toyd.md",
+    ]
