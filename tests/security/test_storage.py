@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from services.storaged.client import StoragedClient
 from services.vectord.app import create_app as create_vectord
 from tests.security.harness import AttackStack, attack_stack, wait_for_vectord
 from tests.support.servers import run_server
-from tests.support.storage import StoragedService
+from tests.support.storage import StoragedService, start_storaged, storaged_config
 
 # (a key inside each reserved prefix, the prefix the refusal must name)
 INTERNAL_KEYS = [
@@ -147,3 +148,15 @@ async def test_public_and_internal_routes_on_every_backend(storaged: StoragedSer
         async with httpx.AsyncClient() as http:
             refused = await http.get(f"{storaged.url}/v1/storage/objects/_catalog/d/v0000000001.json")
         assert_forbidden(refused, "_catalog/")
+
+
+async def test_the_internal_route_asks_for_the_token_as_the_public_one_does(tmp_path: Path) -> None:
+    config = storaged_config("local", root=tmp_path / "objects")
+    config = config.model_copy(update={"auth": config.auth.model_copy(update={"token": SecretStr("rt-token-1")})})
+    async with start_storaged(config) as url, httpx.AsyncClient() as http:
+        anonymous = await http.put(f"{url}/internal/storage/objects/_catalog/d/v0000000001.json", content=b"{}")
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["code"] == "unauthorized"
+        async with StoragedClient(url, token="rt-token-1", internal=True) as owner:
+            await owner.put("_catalog/d/v0000000001.json", b"{}")
+            assert await owner.get_bytes("_catalog/d/v0000000001.json") == b"{}"
