@@ -64,6 +64,11 @@ def _words(sql: str) -> list[tuple[str, bool]]:
 
 def check_reveals_nothing(sql: str) -> None:
     """403 forbidden when `sql` names a function or table whose answer would show the server's paths or settings."""
+    lowered = sql.lower()
+    # Every name refused below is in the lowered text as written (DuckDB has no escapes inside identifiers), so
+    # most queries skip the tokenizer (~70 µs for a short query).
+    if not any(name in lowered for name in (*REVEALING, "query", "views")):
+        return
     words = _words(sql)
     for i, (text, is_word) in enumerate(words):
         if not is_word:
