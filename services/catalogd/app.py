@@ -48,7 +48,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with StoragedClient(settings.storaged_url, token=token) as storage:
+        async with StoragedClient(settings.storaged_url, token=token, internal=True) as storage:
             state["catalog"] = Catalog(storage)
             yield
 

@@ -27,9 +27,9 @@ from services.catalogd.schemas import (
     VersionSummary,
 )
 from services.storaged.client import StoragedClient, StorageError
+from services.storaged.schemas import CATALOG_PREFIX, RESERVED_PREFIXES, reserved_prefix
 from shared.errors import LakehouseError
 
-CATALOG_PREFIX = "_catalog/"
 MAX_COMMIT_ATTEMPTS = 500  # each lost race means another commit won: bounded only against a runaway
 CACHE_ENTRIES = 4096
 FILE_CHECKS_IN_FLIGHT = 16
@@ -93,8 +93,12 @@ def check_commit(request: CommitRequest) -> None:
     if repeated:
         raise LakehouseError("invalid_request", f"files lists a key more than once: {', '.join(repeated)}")
     for key in keys:
-        if key.startswith(CATALOG_PREFIX):
-            raise LakehouseError("invalid_request", f"file key {key!r} is inside the catalog's own {CATALOG_PREFIX}")
+        # catalogd reads storaged through the internal route, which reaches reserved keys: a commit naming one
+        # (vectord's snapshot, a manifest) would otherwise make it a data file that SQL may read.
+        reserved = reserved_prefix(key)
+        if reserved is not None:
+            owner = "the catalog's own" if reserved == CATALOG_PREFIX else f"{RESERVED_PREFIXES[reserved]}'s reserved"
+            raise LakehouseError("invalid_request", f"file key {key!r} is inside {owner} {reserved}")
 
 
 class Catalog:

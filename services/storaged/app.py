@@ -1,4 +1,18 @@
-"""storaged: objects by key over HTTP, on the local directory or an S3 bucket."""
+"""storaged: objects by key over HTTP, on the local directory or an S3 bucket.
+
+Two routes serve the same handlers. `/v1/storage/objects` is the public API, the one the gateway forwards: it
+refuses (403 forbidden) every key inside a reserved prefix (`RESERVED_PREFIXES` in schemas.py: the catalog's, vectord's,
+the key store's) and its listings skip them. `/internal/storage/objects` reaches every key; the services that own a
+reserved prefix use it over HTTP (`StoragedClient(..., internal=True)`), exactly as on separate boxes.
+
+Why a second route rather than a service credential: the threat model is that the gateway is the only public door,
+and it forwards only `/v1/<family>` paths (gateway/proxy.py), so no client request can arrive at `/internal/`
+through it. Whoever reaches storaged directly (it binds loopback, or sits behind `auth.token` and `allowed_ips`)
+already holds the root token and could write any object through the public route anyway, so a separate internal
+credential would guard nothing that the token does not; the internal route therefore asks for exactly what the
+public one does (the auth middleware runs on both). What it must never accept, when scoped keys arrive, is a scoped
+key: those are the gateway's, and only the root (service) token belongs here.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +28,19 @@ from starlette.routing import Route
 
 from services.storaged.backends import build_backend
 from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition
-from services.storaged.keys import check_key, check_prefix
+from services.storaged.keys import check_key, check_prefix, check_public_key, check_public_prefix
 from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, object_headers
-from services.storaged.schemas import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ObjectInfo, ObjectList, PutResult
+from services.storaged.schemas import (
+    DEFAULT_LIST_LIMIT,
+    INTERNAL_OBJECTS,
+    MAX_LIST_LIMIT,
+    OBJECTS,
+    RESERVED_PREFIXES,
+    ObjectInfo,
+    ObjectList,
+    PutResult,
+)
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 from shared.server.startup import StartupErrorMiddleware
@@ -25,8 +48,6 @@ from shared.telemetry.metrics import Metrics, StorageMetrics
 from shared.web.app import service_app
 from shared.web.body import capped_stream
 from shared.web.etags import etag_matches
-
-OBJECTS = "/v1/storage/objects"
 
 
 def _precondition(request: Request) -> Precondition:
@@ -45,8 +66,8 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
-def _key_route(endpoint: Callable[[Request], Awaitable[Response]], methods: list[str]) -> Route:
-    route = Route(OBJECTS + "/{key:path}", endpoint, methods=methods)
+def _key_route(base: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str]) -> Route:
+    route = Route(base + "/{key:path}", endpoint, methods=methods)
     # `.` stops at a newline: without DOTALL a key with one would be a 404 instead of the 400 naming the rule.
     route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
     return route
@@ -67,58 +88,66 @@ def create_app(config: LakehouseConfig) -> Starlette:
     metrics = Metrics("storaged")
     storage_metrics = StorageMetrics(metrics, backend=config.storaged.backend)
 
-    async def put_object(request: Request) -> Response:
-        key = check_key(request.path_params["key"])
-        precondition = _precondition(request)
-        content_type = request.headers.get("content-type") or DEFAULT_CONTENT_TYPE
-        info = await backend.put(
-            key, capped_stream(request, max_put_bytes), content_type=content_type, precondition=precondition
-        )
-        storage_metrics.received(info.size)
-        body = PutResult(key=key, size=info.size, etag=info.etag)
-        return JSONResponse(body.model_dump(), status_code=201, headers={"etag": info.etag})
+    def object_routes(base: str, *, internal: bool) -> list[Route]:
+        """The object API at `base`: the internal door reaches every key, the public one none that is reserved."""
+        key_of: Callable[[str], str] = check_key if internal else check_public_key
+        prefix_of: Callable[[str], str] = check_prefix if internal else check_public_prefix
+        exclude = () if internal else tuple(RESERVED_PREFIXES)
 
-    async def get_object(request: Request) -> Response:
-        key = check_key(request.path_params["key"])
-        handle = await backend.open(key)
-        try:
-            info = handle.info
-            if_none_match = request.headers.get("if-none-match")
-            if if_none_match is not None and etag_matches(if_none_match, info.etag):
-                headers = object_headers(info)
-                del headers["content-type"]
+        async def put_object(request: Request) -> Response:
+            key = key_of(request.path_params["key"])
+            precondition = _precondition(request)
+            content_type = request.headers.get("content-type") or DEFAULT_CONTENT_TYPE
+            info = await backend.put(
+                key, capped_stream(request, max_put_bytes), content_type=content_type, precondition=precondition
+            )
+            storage_metrics.received(info.size)
+            body = PutResult(key=key, size=info.size, etag=info.etag)
+            return JSONResponse(body.model_dump(), status_code=201, headers={"etag": info.etag})
+
+        async def get_object(request: Request) -> Response:
+            key = key_of(request.path_params["key"])
+            handle = await backend.open(key)
+            try:
+                info = handle.info
+                if_none_match = request.headers.get("if-none-match")
+                if if_none_match is not None and etag_matches(if_none_match, info.etag):
+                    headers = object_headers(info)
+                    del headers["content-type"]
+                    await handle.aclose()
+                    return Response(status_code=304, headers=headers)
+                if_range = request.headers.get("if-range")
+                wants_range = if_range is None or if_range.strip() == info.etag
+                span = resolve_range(request.headers.get("range"), info.size) if wants_range else None
+            except BaseException:
                 await handle.aclose()
-                return Response(status_code=304, headers=headers)
-            if_range = request.headers.get("if-range")
-            wants_range = if_range is None or if_range.strip() == info.etag
-            span = resolve_range(request.headers.get("range"), info.size) if wants_range else None
-        except BaseException:
-            await handle.aclose()
-            raise
-        return ObjectResponse(handle, span, sent=storage_metrics.sent)
+                raise
+            return ObjectResponse(handle, span, sent=storage_metrics.sent)
 
-    async def delete_object(request: Request) -> Response:
-        await backend.delete(check_key(request.path_params["key"]))
-        return Response(status_code=204)
+        async def delete_object(request: Request) -> Response:
+            await backend.delete(key_of(request.path_params["key"]))
+            return Response(status_code=204)
 
-    async def list_objects(request: Request) -> Response:
-        prefix = check_prefix(request.query_params.get("prefix", ""))
-        after = request.query_params.get("after") or None
-        if after is not None:
-            check_prefix(after, name="after")
-        limit = _limit(request)
-        found = await backend.list(prefix, after=after, limit=limit + 1)
-        page = found[:limit]
-        objects = [ObjectInfo(key=o.key, size=o.size, etag=o.etag, last_modified=o.last_modified) for o in page]
-        listing = ObjectList(objects=objects, next=page[-1].key if len(found) > limit else None)
-        return Response(listing.model_dump_json(), media_type="application/json")
+        async def list_objects(request: Request) -> Response:
+            prefix = prefix_of(request.query_params.get("prefix", ""))
+            after = request.query_params.get("after") or None
+            if after is not None:
+                check_prefix(after, name="after")
+            limit = _limit(request)
+            found = await backend.list(prefix, after=after, limit=limit + 1, exclude=exclude)
+            page = found[:limit]
+            objects = [ObjectInfo(key=o.key, size=o.size, etag=o.etag, last_modified=o.last_modified) for o in page]
+            listing = ObjectList(objects=objects, next=page[-1].key if len(found) > limit else None)
+            return Response(listing.model_dump_json(), media_type="application/json")
 
-    routes = [
-        Route(OBJECTS, list_objects, methods=["GET"]),
-        _key_route(get_object, ["GET", "HEAD"]),
-        _key_route(put_object, ["PUT"]),
-        _key_route(delete_object, ["DELETE"]),
-    ]
+        return [
+            Route(base, list_objects, methods=["GET"]),
+            _key_route(base, get_object, ["GET", "HEAD"]),
+            _key_route(base, put_object, ["PUT"]),
+            _key_route(base, delete_object, ["DELETE"]),
+        ]
+
+    routes = [*object_routes(OBJECTS, internal=False), *object_routes(INTERNAL_OBJECTS, internal=True)]
     return service_app(
         "storaged",
         config,

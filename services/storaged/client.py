@@ -6,6 +6,9 @@
             async for chunk in obj.aiter_bytes():
                 ...
 
+The services that own a reserved prefix (`RESERVED_PREFIXES` in schemas.py: catalogd, vectord) pass
+`internal=True`: the client then speaks to storaged's internal route, the only one that reaches those keys.
+
 Every error answer raises `StorageError` (a `RemoteError`) carrying the stack's code, the status and the message;
 an unreachable storaged is `upstream_unavailable` (502), one that does not answer in time `upstream_timeout` (504).
 Pass `transport=httpx.ASGITransport(app)` to talk to an in-process storaged.
@@ -21,10 +24,18 @@ from urllib.parse import quote
 
 import httpx
 
-from services.storaged.schemas import DEFAULT_LIST_LIMIT, ObjectInfo, ObjectList, ObjectMeta, PutResult
+from services.storaged.schemas import (
+    DEFAULT_LIST_LIMIT,
+    INTERNAL_OBJECTS,
+    OBJECTS,
+    ObjectInfo,
+    ObjectList,
+    ObjectMeta,
+    PutResult,
+)
 from shared.upstream.client import RemoteError, ServiceClient, error_from_response, error_from_transport
 
-OBJECTS_PATH = "/v1/storage/objects"
+OBJECTS_PATH = OBJECTS
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 
@@ -33,13 +44,13 @@ class StorageError(RemoteError):
     """storaged answered with an error (or could not be reached); `.code`, `.status`, `.message`."""
 
 
-def object_path(key: str) -> str:
-    """The request path of `key`: each segment percent-encoded once (storaged decodes once).
+def object_path(key: str, base: str = OBJECTS_PATH) -> str:
+    """The request path of `key` under `base`: each segment percent-encoded once (storaged decodes once).
 
     Dot segments are encoded too, so that no HTTP library folds `a/../b` into `b`; storaged then refuses them.
     """
     segments = [quote(s, safe="") if s not in (".", "..") else s.replace(".", "%2E") for s in key.split("/")]
-    return f"{OBJECTS_PATH}/{'/'.join(segments)}"
+    return f"{base}/{'/'.join(segments)}"
 
 
 def meta_from_headers(key: str, headers: httpx.Headers) -> ObjectMeta:
@@ -79,9 +90,14 @@ class StoragedClient(ServiceClient):
         token: str = "",
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        internal: bool = False,
     ) -> None:
         # Objects can be large: a longer default read timeout than the other clients'.
         super().__init__(base_url, token=token, transport=transport, timeout=timeout)
+        self.objects_path = INTERNAL_OBJECTS if internal else OBJECTS_PATH
+
+    def _path(self, key: str) -> str:
+        return object_path(key, self.objects_path)
 
     async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         try:
@@ -125,7 +141,7 @@ class StoragedClient(ServiceClient):
             headers["if-none-match"] = "*"
         if if_match is not None:
             headers["if-match"] = if_match
-        request = self._http.build_request("PUT", object_path(key), content=body, headers=headers)
+        request = self._http.build_request("PUT", self._path(key), content=body, headers=headers)
         response = await self._send(request)
         return PutResult.model_validate_json(response.content)
 
@@ -133,7 +149,7 @@ class StoragedClient(ServiceClient):
     async def get(self, key: str, *, range: str | None = None) -> AsyncIterator[ObjectStream]:
         """Stream `key`; `range` is a Range header value, e.g. "bytes=0-99", "bytes=100-", "bytes=-10"."""
         headers = {"range": range} if range else {}
-        response = await self._send(self._http.build_request("GET", object_path(key), headers=headers), stream=True)
+        response = await self._send(self._http.build_request("GET", self._path(key), headers=headers), stream=True)
         try:
             meta = meta_from_headers(key, response.headers)
             yield ObjectStream(meta, response.status_code, response.headers.get("content-range"), response)
@@ -143,13 +159,13 @@ class StoragedClient(ServiceClient):
     async def get_bytes(self, key: str, *, range: str | None = None) -> bytes:
         """The whole object (or range) in memory: for objects known to be small (manifests, index snapshots)."""
         response = await self._send(
-            self._http.build_request("GET", object_path(key), headers={"range": range} if range else {})
+            self._http.build_request("GET", self._path(key), headers={"range": range} if range else {})
         )
         return response.content
 
     async def head(self, key: str) -> ObjectMeta:
         """The object's metadata; StorageError not_found when it does not exist."""
-        response = await self._send(self._http.build_request("HEAD", object_path(key)))
+        response = await self._send(self._http.build_request("HEAD", self._path(key)))
         return meta_from_headers(key, response.headers)
 
     async def exists(self, key: str) -> bool:
@@ -163,7 +179,7 @@ class StoragedClient(ServiceClient):
 
     async def delete(self, key: str) -> None:
         """Remove `key`; deleting a missing key is not an error."""
-        await self._send(self._http.build_request("DELETE", object_path(key)))
+        await self._send(self._http.build_request("DELETE", self._path(key)))
 
     async def list_objects(
         self, prefix: str = "", *, limit: int = DEFAULT_LIST_LIMIT, after: str | None = None
@@ -172,7 +188,7 @@ class StoragedClient(ServiceClient):
         params: dict[str, str | int] = {"prefix": prefix, "limit": limit}
         if after is not None:
             params["after"] = after
-        response = await self._send(self._http.build_request("GET", OBJECTS_PATH, params=params))
+        response = await self._send(self._http.build_request("GET", self.objects_path, params=params))
         return ObjectList.model_validate_json(response.content)
 
     async def iter_objects(self, prefix: str = "", *, page_size: int = DEFAULT_LIST_LIMIT) -> AsyncIterator[ObjectInfo]:

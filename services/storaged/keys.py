@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.storaged.schemas import RESERVED_PREFIXES, reserved_prefix
 from shared.errors import LakehouseError
 
 MAX_KEY_BYTES = 1024
@@ -41,4 +42,30 @@ def check_prefix(prefix: str, *, name: str = "prefix") -> str:
     broken = _rule_broken(prefix, whole=False)
     if broken is not None:
         raise LakehouseError("invalid_request", f"invalid {name} {prefix[:200]!r}: a key {broken}")
+    return prefix
+
+
+def _refusal(what: str, prefix: str) -> LakehouseError:
+    owner = RESERVED_PREFIXES[prefix]
+    return LakehouseError(
+        "forbidden", f"{what} is inside the reserved prefix {prefix!r}: only {owner} may use it, not the public API"
+    )
+
+
+def check_public_key(key: str) -> str:
+    """`check_key`, and 403 forbidden for a key inside a reserved prefix."""
+    check_key(key)
+    prefix = reserved_prefix(key)
+    if prefix is not None:
+        raise _refusal(f"object key {key[:200]!r}", prefix)
+    return key
+
+
+def check_public_prefix(prefix: str) -> str:
+    """`check_prefix`, and 403 forbidden for a listing prefix inside a reserved one (one that only reaches around
+    a reserved prefix, e.g. "_cat", is fine: the public listing skips reserved keys)."""
+    check_prefix(prefix)
+    reserved = next((p for p in RESERVED_PREFIXES if prefix.startswith(p)), None)
+    if reserved is not None:
+        raise _refusal(f"listing prefix {prefix[:200]!r}", reserved)
     return prefix

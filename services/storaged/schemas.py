@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+OBJECTS = "/v1/storage/objects"
+# Outside /v1/: the gateway never forwards it (services/storaged/app.py has the threat model).
+INTERNAL_OBJECTS = "/internal/storage/objects"
 MAX_LIST_LIMIT = 10_000
 DEFAULT_LIST_LIMIT = 1000
+
+# The reserved prefixes and who owns each: the one table of them. Their objects are reachable only through
+# storaged's internal route (services/storaged/app.py says why), which their owners' clients use
+# (`StoragedClient(..., internal=True)`); the public API refuses them and its listings skip them.
+CATALOG_PREFIX = "_catalog/"
+VECTORD_PREFIX = "vectord/"
+KEYS_PREFIX = "_keys/"
+RESERVED_PREFIXES: Mapping[str, str] = {
+    CATALOG_PREFIX: "catalogd",
+    VECTORD_PREFIX: "vectord",
+    KEYS_PREFIX: "the key store",
+}
+
+
+def reserved_prefix(key: str) -> str | None:
+    """The reserved prefix `key` lies in, or None; the bare segment ("_catalog") counts too, since on S3 an object
+    of that name could sit beside the prefix."""
+    for prefix in RESERVED_PREFIXES:
+        if key.startswith(prefix) or key == prefix[:-1]:
+            return prefix
+    return None
 
 
 class WireModel(BaseModel):

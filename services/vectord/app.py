@@ -217,7 +217,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
             yield
             await service.committer.aclose()
             return
-        client = StoragedClient(settings.storaged_url, token=config.auth.token.get_secret_value())
+        client = StoragedClient(settings.storaged_url, token=config.auth.token.get_secret_value(), internal=True)
         log = StoragedLog(client, snapshot_bytes=settings.snapshot_bytes)
         loader = asyncio.create_task(load(service, log))
         try:

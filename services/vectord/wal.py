@@ -20,12 +20,13 @@ import orjson
 import structlog
 
 from services.storaged.client import StoragedClient, StorageError
+from services.storaged.schemas import VECTORD_PREFIX
 from services.vectord.index import VectorIndex
 from services.vectord.ops import Op, decode_record, encode_record
 from services.vectord.store import Store
 from shared.errors import ErrorCode, LakehouseError
 
-PREFIX = "vectord/"
+PREFIX = VECTORD_PREFIX
 WAL = PREFIX + "wal/"
 SNAPSHOTS = PREFIX + "snapshots/"
 MANIFESTS = PREFIX + "manifest/"

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
-from shared.jsonlog import log as jsonlog
 from shared.errors import LakehouseError
+from shared.jsonlog import log as jsonlog
 from shared.jsonlog.index import LogSpec
 from shared.jsonlog.log import JsonLog
 from shared.jsonlog.replay import LogCorrupt, replay

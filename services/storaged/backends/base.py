@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,8 +83,11 @@ class Backend(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def list(self, prefix: str, *, after: str | None, limit: int) -> list[ObjectInfo]:
-        """Up to `limit` objects whose keys start with `prefix` and sort after `after`, sorted by key."""
+    async def list(
+        self, prefix: str, *, after: str | None, limit: int, exclude: Sequence[str] = ()
+    ) -> list[ObjectInfo]:
+        """Up to `limit` objects whose keys start with `prefix` and sort after `after`, sorted by key, none of them
+        `excluded` by one of the prefixes in `exclude` (the reserved prefixes, for a public listing)."""
         ...
 
 
@@ -120,3 +123,8 @@ def check_precondition(key: str, precondition: Precondition, current_etag: str |
     if precondition.if_match is not None and not etag_matches(precondition.if_match, current_etag):
         found = "it does not exist" if current_etag is None else f"its ETag is {current_etag}"
         raise LakehouseError("precondition_failed", f"If-Match failed for {key!r}: {found}")
+
+
+def excluded(key: str, exclude: Sequence[str]) -> bool:
+    """True when `key` lies inside one of the prefixes (each ending in /) or is one of them without its slash."""
+    return any(key.startswith(p) or key == p[:-1] for p in exclude)

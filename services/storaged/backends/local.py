@@ -19,7 +19,7 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -363,13 +363,15 @@ class LocalBackend:
 
     # --- listing -----------------------------------------------------------------------------------------------
 
-    def _list(self, prefix: str, after: str | None, limit: int) -> list[ObjectInfo]:
+    def _list(self, prefix: str, after: str | None, limit: int, exclude: Sequence[str]) -> list[ObjectInfo]:
         found = []
-        for info in walk(self.root, "", prefix, after or ""):
+        for info in walk(self.root, "", prefix, after or "", exclude):
             found.append(info)
             if len(found) >= limit:
                 break
         return found
 
-    async def list(self, prefix: str, *, after: str | None, limit: int) -> list[ObjectInfo]:
-        return await to_thread.run_sync(self._list, prefix, after, limit)
+    async def list(
+        self, prefix: str, *, after: str | None, limit: int, exclude: Sequence[str] = ()
+    ) -> list[ObjectInfo]:
+        return await to_thread.run_sync(self._list, prefix, after, limit, exclude)

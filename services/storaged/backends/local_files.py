@@ -6,11 +6,11 @@ Shared by the backend's reads and writes and its listing, which walks the tree i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo, excluded
 
 CONTENT_TYPE_ATTR = "user.lakehouse.content_type"
 ETAG_ATTR = "user.lakehouse.etag"
@@ -32,8 +32,9 @@ def info_of(key: str, st: os.stat_result, etag: str, content_type: str) -> Objec
     return ObjectInfo(key, st.st_size, etag, modified, content_type)
 
 
-def walk(directory: Path, base: str, prefix: str, after: str) -> Iterator[ObjectInfo]:
-    """Objects under `directory` (whose keys start with `base`) in key order, pruned by prefix and after."""
+def walk(directory: Path, base: str, prefix: str, after: str, exclude: Sequence[str] = ()) -> Iterator[ObjectInfo]:
+    """Objects under `directory` (whose keys start with `base`) in key order, pruned by prefix, after and exclude
+    (an excluded directory is never entered, so a public listing costs nothing for vectord's thousands of keys)."""
     try:
         entries = list(os.scandir(directory))
     except (FileNotFoundError, NotADirectoryError):
@@ -49,11 +50,13 @@ def walk(directory: Path, base: str, prefix: str, after: str) -> Iterator[Object
         named.append((base + entry.name + ("/" if is_dir else ""), is_dir, entry))
     named.sort(key=lambda item: item[0])
     for key, is_dir, entry in named:
+        if excluded(key if not is_dir else key[:-1], exclude) or (is_dir and excluded(key, exclude)):
+            continue
         if is_dir:
             reaches_prefix = key.startswith(prefix) or prefix.startswith(key)
             all_before = key < after and not after.startswith(key)
             if reaches_prefix and not all_before:
-                yield from walk(Path(entry.path), key, prefix, after)
+                yield from walk(Path(entry.path), key, prefix, after, exclude)
             continue
         if not key.startswith(prefix) or key <= after:
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from services.storaged.backends.base import (
     ObjectInfo,
     Precondition,
     check_precondition,
+    excluded,
 )
 from services.storaged.ranges import Span
 from shared.config.s3 import S3Config
@@ -208,7 +209,9 @@ class S3Backend:
             except FileNotFoundError:
                 return
 
-    async def list(self, prefix: str, *, after: str | None, limit: int) -> list[ObjectInfo]:
+    async def list(
+        self, prefix: str, *, after: str | None, limit: int, exclude: Sequence[str] = ()
+    ) -> list[ObjectInfo]:
         # object_store lists whole path segments: list the prefix's directory and filter by the rest.
         directory = prefix.rpartition("/")[0] or None
         offset = after if after is not None and after >= prefix else None
@@ -222,6 +225,9 @@ class S3Backend:
                 if not key.startswith(prefix):
                     if key > prefix:
                         return found
+                    continue
+                if excluded(key, exclude):
+                    # S3 cannot skip a range of keys in one listing: a reserved key is passed over one by one.
                     continue
                 found.append(ObjectInfo(key, meta["size"], meta["e_tag"] or "", _modified(meta["last_modified"])))
                 if len(found) >= limit:

@@ -50,7 +50,8 @@ async def keys(storaged: StoragedService, prefix: str) -> list[str]:
 
 
 async def sizes(storaged: StoragedService, prefix: str) -> dict[str, int]:
-    async with StoragedClient(storaged.url) as client:
+    # vectord's objects are under a reserved prefix: only the internal route lists them.
+    async with StoragedClient(storaged.url, internal=True) as client:
         return {info.key: info.size async for info in client.iter_objects(prefix)}
 
 
