@@ -239,7 +239,10 @@ def test_up_is_not_ready_until_the_gateways_v1_health_is_ok(stack_file: Path) ->
     assert up.returncode == 1
     assert "all 11 services ready" not in out
     assert "lakehouse: error: the gateway's /v1/health is not ok after 40s: 503" in err
-    assert "503 down: chatd (unreachable: ConnectError at http://127.0.0.1:9)" in err
+    assert (
+        "503 down: chatd (unreachable: UpstreamUnavailable: cannot connect to http://127.0.0.1:9: Connection refused"
+        in (err)
+    )
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
