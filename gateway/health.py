@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -42,6 +43,14 @@ class Prober:
         return {"status": overall, "services": services}
 
 
+def _says_loading(body: bytes) -> bool:
+    try:
+        said = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(said, dict) and said.get("status") == "loading"
+
+
 async def probe(pool: UpstreamPool) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -49,14 +58,18 @@ async def probe(pool: UpstreamPool) -> dict[str, Any]:
             response = await pool.request(
                 b"GET", b"/health", [(b"host", pool.host_header)], b"", header_timeout_secs=PROBE_TIMEOUT_SECS
             )
-            await response.read_all()
+            body = await response.read_all()
     except (TimeoutError, UpstreamTimeout):
         status, detail = "down", f"no answer within {PROBE_TIMEOUT_SECS:g}s"
     except UpstreamError as exc:
         status, detail = "down", f"unreachable: {type(exc).__name__}: {exc}"
     else:
-        ok = response.status == 200
-        status, detail = ("ok", "") if ok else ("down", f"answered {response.status}")
+        if response.status == 200:
+            status, detail = "ok", ""
+        elif response.status == 503 and _says_loading(body):
+            status, detail = "loading", "answered 503: loading (not serving its API yet)"
+        else:
+            status, detail = "down", f"answered {response.status}"
     result: dict[str, Any] = {
         "status": status,
         "url": pool.url,

@@ -6,6 +6,7 @@ import time
 import httpx
 
 from gateway.app import create_app, family_timeout
+from shared.app import service_app
 from shared.config import load_config
 from shared.topology import UPSTREAMS
 from tests.support.fixtures import Stack
@@ -116,3 +117,17 @@ async def test_a_probe_failure_names_the_cause() -> None:
     assert embedd["status"] == "down"
     # The kind of failure and what exactly went wrong, not a bare exception name.
     assert embedd["detail"].startswith("unreachable: UpstreamBroken: malformed response from upstream: "), embedd
+
+
+async def test_a_service_still_loading_is_shown_as_loading_not_ready() -> None:
+    loading = service_app("vectord", load_config(), [])
+    loading.state.ready = False
+    async with run_server(loading) as upstream:
+        config = load_config(gateway={"vectord_url": upstream})
+        async with run_server(create_app(config)) as url, httpx.AsyncClient() as c:
+            own = await c.get(upstream + "/health")
+            response = await c.get(url + "/v1/health")
+    assert (own.status_code, own.json()) == (503, {"status": "loading", "service": "vectord"})
+    assert response.status_code == 503
+    vectord = response.json()["services"]["vectord"]
+    assert (vectord["status"], vectord["detail"]) == ("loading", "answered 503: loading (not serving its API yet)")
