@@ -183,9 +183,11 @@ class Supervisor:
 
     def probe_again(self, client: httpx.Client, child: Child) -> None:
         try:
-            client.get(probe_url(child.bind) + "/health")
+            response = client.get(probe_url(child.bind) + "/health")
         except httpx.TransportError:
             return
+        if response.status_code != 200:
+            return  # restarted and listening, still loading
         child.ready = True
         self.out(f"lakehouse up: {child.name} ready again")
 
