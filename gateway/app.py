@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -14,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.console import PUBLIC_PATHS, PUBLIC_PREFIXES, create_console_routes
-from gateway.health import PROBE_TIMEOUT_SECS, probe_all
+from gateway.health import Prober
 from gateway.proxy import Family, FamilyProxy
 from shared.config import LakehouseConfig
 from shared.registry import FAMILY_PREFIX, upstreams
@@ -76,12 +75,11 @@ def create_app(config: LakehouseConfig) -> Starlette:
         async with AsyncExitStack() as resources:
             for pool in routes.pools():
                 await resources.enter_async_context(pool)
-            client = httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECS, trust_env=False)
-            app.state.probe_client = await resources.enter_async_context(client)
+            app.state.prober = await resources.enter_async_context(Prober(probes))
             yield
 
     async def v1_health(request: Request) -> JSONResponse:
-        report = await probe_all(request.app.state.probe_client, probes)
+        report = await request.app.state.prober.probe_all()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     return service_app(
@@ -89,7 +87,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         config,
         [
             Route("/v1/health", v1_health, methods=["GET"]),
-            *create_console_routes(auth_required=bool(config.auth.token.get_secret_value()), probes=probes),
+            *create_console_routes(auth_required=bool(config.auth.token.get_secret_value())),
         ],
         lifespan=lifespan,
         front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact)],

@@ -17,8 +17,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gateway.health import probe_all
-
 STATIC_DIR = Path(__file__).with_name("static")
 PAGES_DIR = Path(__file__).with_name("pages")
 CONSOLE_PREFIX = "/console"
@@ -68,12 +66,12 @@ def overview_main(report: dict[str, Any] | None) -> str:
     return (PAGES_DIR / "overview.html").read_text().replace("$rows", body).replace("$summary", summary)
 
 
-def create_console_routes(*, auth_required: bool, probes: dict[str, str]) -> list[BaseRoute]:
+def create_console_routes(*, auth_required: bool) -> list[BaseRoute]:
     static_pages = {name: (PAGES_DIR / f"{name}.html").read_text() for name in PAGES if name != "overview"}
 
     async def overview(request: Request) -> Response:
         # Without a token the server can show the health table itself; with one, the page asks for it first.
-        report = None if auth_required else await probe_all(request.app.state.probe_client, probes)
+        report = None if auth_required else await request.app.state.prober.probe_all()
         return HTMLResponse(render_page("overview", overview_main(report), auth_required=auth_required))
 
     async def page(request: Request) -> Response:

@@ -184,6 +184,12 @@ async function loadDatasets() {
     button.textContent = d.name;
     button.addEventListener("click", () => showDataset(d.name).catch((e) => notice(e.message)));
     row.insertCell().appendChild(button);
+    if (d.error) {
+      // Its manifest cannot be read: say why across the columns it cannot fill.
+      cell(row, d.version);
+      cell(row, "unreadable: " + d.error).colSpan = 3;
+      continue;
+    }
     [d.version, d.rows, d.bytes, d.updated_at].forEach((value) => cell(row, value));
   }
 }

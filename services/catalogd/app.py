@@ -56,7 +56,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         return state["catalog"]
 
     async def list_datasets(request: Request) -> Response:
-        body = DatasetList(datasets=await catalog().datasets()).model_dump_json()
+        body = DatasetList(datasets=await catalog().datasets()).model_dump_json(exclude_none=True)
         etag = f'"{hashlib.sha256(body.encode()).hexdigest()[:32]}"'
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, etag):

@@ -29,6 +29,7 @@ from services.catalogd.schemas import (
 from services.storaged.client import StoragedClient, StorageError
 from services.storaged.schemas import CATALOG_PREFIX, RESERVED_PREFIXES, reserved_prefix
 from shared.errors import LakehouseError
+from shared.web.body import describe_validation
 
 MAX_COMMIT_ATTEMPTS = 500  # each lost race means another commit won: bounded only against a runaway
 CACHE_ENTRIES = 4096
@@ -56,6 +57,14 @@ def parse_version_key(key: str) -> tuple[str, int] | None:
 
 def _not_found(name: str) -> LakehouseError:
     return LakehouseError("not_found", f"no dataset {name!r}")
+
+
+def _corrupt(key: str, why: str) -> LakehouseError:
+    parsed = parse_version_key(key)
+    which = f"dataset {parsed[0]!r} version {parsed[1]}" if parsed else key
+    return LakehouseError(
+        "corrupt_manifest", f"{which} cannot be read: catalog object {key} is not a valid manifest ({why})"
+    )
 
 
 def _storage_failure(exc: StorageError) -> LakehouseError:
@@ -135,12 +144,24 @@ class Catalog:
             raise _storage_failure(exc) from None
         try:
             version = StoredVersion.model_validate_json(data)
-        except ValidationError:
-            raise LakehouseError("internal_error", f"catalog object {key} is not a valid manifest") from None
+        except ValidationError as exc:
+            raise _corrupt(key, describe_validation(exc)[:300]) from None
+        # A valid manifest of another dataset or version (copied, or forged) under this key must not pass as this one.
+        if parse_version_key(key) != (version.name, version.version):
+            raise _corrupt(key, f"it says it is dataset {version.name!r} version {version.version}")
         self._cache[key] = (fetched_etag, version)
         if len(self._cache) > CACHE_ENTRIES:
             self._cache.popitem(last=False)
         return version
+
+    async def _load_readable(self, key: str, etag: str) -> StoredVersion | None:
+        # Deleting is how an operator gets rid of a corrupt version: its data files are unknowable, the rest are not.
+        try:
+            return await self._load(key, etag)
+        except LakehouseError as exc:
+            if exc.code != "corrupt_manifest":
+                raise
+            return None
 
     async def current(self, name: str) -> StoredVersion | None:
         listed = await self._version_keys(f"{CATALOG_PREFIX}{name}/")
@@ -175,15 +196,24 @@ class Catalog:
         ]
 
     async def datasets(self) -> list[DatasetSummary]:
-        latest: dict[str, tuple[str, str]] = {}
-        for name, _, key, etag in await self._version_keys(CATALOG_PREFIX):
-            latest[name] = (key, etag)  # key order: the last one listed is the highest version
-        loaded = await asyncio.gather(*(self._load(key, etag) for key, etag in latest.values()))
-        return [
-            DatasetSummary(name=v.name, version=v.version, rows=v.rows, bytes=v.bytes, updated_at=v.updated_at)
-            for v in loaded
-            if v is not None
-        ]
+        """Every dataset at its current version; one whose manifest cannot be read is listed with its `error`."""
+        latest: dict[str, tuple[int, str, str]] = {}
+        for name, number, key, etag in await self._version_keys(CATALOG_PREFIX):
+            latest[name] = (number, key, etag)  # key order: the last one listed is the highest version
+
+        async def summary(name: str, number: int, key: str, etag: str) -> DatasetSummary | None:
+            try:
+                v = await self._load(key, etag)
+            except LakehouseError as exc:
+                if exc.code != "corrupt_manifest":
+                    raise
+                return DatasetSummary(name=name, version=number, error=exc.message)
+            if v is None:
+                return None  # deleted since the listing
+            return DatasetSummary(name=v.name, version=v.version, rows=v.rows, bytes=v.bytes, updated_at=v.updated_at)
+
+        loaded = await asyncio.gather(*(summary(name, *found) for name, found in latest.items()))
+        return [s for s in loaded if s is not None]
 
     # --- committing --------------------------------------------------------------------------------------------
 
@@ -272,7 +302,7 @@ class Catalog:
         listed = await self._version_keys(f"{CATALOG_PREFIX}{name}/")
         if not listed:
             raise _not_found(name)
-        loaded = await asyncio.gather(*(self._load(key, etag) for _, _, key, etag in listed))
+        loaded = await asyncio.gather(*(self._load_readable(key, etag) for _, _, key, etag in listed))
         data_keys = sorted({f.key for v in loaded if v is not None for f in v.files})
         try:
             # Newest manifest first: until the last one goes, what remains is an older, complete version.

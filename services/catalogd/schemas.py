@@ -54,11 +54,15 @@ class Manifest(WireModel):
 
 
 class DatasetSummary(WireModel):
+    """A dataset at its current version. When that version's manifest cannot be read, only `name`, `version` and
+    `error` are set; the wire leaves out what is None, so a listing without errors is exactly as it always was."""
+
     name: str
     version: int
-    rows: int
-    bytes: int
-    updated_at: datetime
+    rows: int | None = None
+    bytes: int | None = None
+    updated_at: datetime | None = None
+    error: str | None = Field(None, description="why the current manifest cannot be read; absent when it can")
 
 
 class DatasetList(WireModel):

@@ -35,9 +35,15 @@ class ViewRefresher:
                 if known is not None and known.version == summary.version:
                     views.append(known)
                     continue
+                if summary.error is not None:
+                    self._unreadable(summary.name, summary.error, known, views)
+                    continue
                 try:
                     manifest = await self.catalog.get_manifest(summary.name)
                 except CatalogError as exc:
+                    if exc.code == "corrupt_manifest":  # it went bad between the listing and now
+                        self._unreadable(summary.name, exc.message, known, views)
+                        continue
                     if exc.code != "not_found":
                         raise
                     continue  # deleted between the listing and now
@@ -50,6 +56,14 @@ class ViewRefresher:
                 self.log.error("view not refreshed", dataset=name, error=error)
             self.etag = poll.etag
             return True
+
+    def _unreadable(self, name: str, error: str, known: View | None, views: list[View]) -> None:
+        # One unreadable manifest must not take the others down; the last good version beats no view at all.
+        if known is not None:
+            views.append(known)
+        self.log.error(
+            "dataset manifest unreadable", dataset=name, kept_version=known.version if known else None, error=error
+        )
 
     async def refresh_logged(self) -> None:
         """refresh(), with a catalogd outage or a refused view logged instead of raised (startup, the poller)."""

@@ -219,7 +219,10 @@ def create_app(config: LakehouseConfig) -> Starlette:
             return
         client = StoragedClient(settings.storaged_url, token=config.auth.token.get_secret_value(), internal=True)
         log = StoragedLog(client, snapshot_bytes=settings.snapshot_bytes)
+        # Loading runs after startup, so the process listens (and says `loading`) while storaged comes up too.
+        app.state.ready = False
         loader = asyncio.create_task(load(service, log))
+        loader.add_done_callback(lambda task: setattr(app.state, "ready", service.store is not None))
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -45,16 +46,41 @@ def _directories(config: LakehouseConfig, service: str) -> list[str]:
     return problems
 
 
+def _unreadable(path: Path) -> str | None:
+    """Why chatd could not read the key file at `path`, or None when it can (or the file is simply absent)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        return "is not readable by this user (a directory on its path cannot be searched); fix its owner or mode"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a KEY=value file; remove it or point the key file setting at a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file; point the key file setting at a KEY=value file"
+    # An open, not os.access: it is what chatd will do, and it answers for the effective user and any ACLs.
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        return "is not readable by this user; fix its owner or mode"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return None
+
+
 def _key_files(config: LakehouseConfig, service: str, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
     problems, notes = [], []
     for key in registered(service).key_files(config.section(service)):
         path = Path(key.path or "/nonexistent")
         if environ.get(key.env):
             continue
-        if path.is_file() and not os.access(path, os.R_OK):
-            problems.append(
-                f"{service}: key file {path} ({key.name}) is not readable by this user; fix its owner or mode"
-            )
+        # The service treats an unreadable file like a missing one (provider off); here only absence is a choice.
+        why = _unreadable(path)
+        if why is not None:
+            problems.append(f"{service}: key file {path} ({key.name}) {why}")
         elif not path.is_file():
             notes.append(f"{service}: {key.name} will not be registered: set {key.env} or create {path}")
     return problems, notes

@@ -47,7 +47,17 @@ def status(args: argparse.Namespace, gateway: Gateway) -> int:
 
 def datasets(args: argparse.Namespace, gateway: Gateway) -> int:
     listing = gateway.datasets()
-    rows = [(d["name"], d["version"], d["rows"], d["bytes"], d["updated_at"]) for d in listing]
+    # A dataset whose manifest catalogd cannot read comes with only name, version and error.
+    rows = [
+        (
+            d["name"],
+            d["version"],
+            d.get("rows", ""),
+            d.get("bytes", ""),
+            d.get("updated_at") or f"unreadable: {d['error']}",
+        )
+        for d in listing
+    ]
     print(render_table(["dataset", "version", "rows", "bytes", "updated_at"], rows) if rows else "no datasets yet")
     return 0
 

@@ -96,8 +96,8 @@ class Supervisor:
             self.children.append(Child(name, bind, self.spawn(name)))
 
     def wait_ready(self) -> str | None:
-        """Wait for each service to answer /health, then for the gateway's /v1/health to be ok (every upstream
-        reachable through it, auth included); return why the stack cannot start, or None."""
+        """Wait for each service's /health to be 200 (serving, not loading), then for the gateway's /v1/health to be
+        ok (every upstream reachable through it, auth included); return why the stack cannot start, or None."""
         deadline = time.monotonic() + self.ready_timeout_secs
         token = self.config.auth.token.get_secret_value()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -112,10 +112,11 @@ class Supervisor:
                     if code is not None:
                         return f"{child.name} {describe_exit(code)} during startup (its log says why)"
                     try:
-                        client.get(probe_url(child.bind) + "/health")
+                        response = client.get(probe_url(child.bind) + "/health")
                     except httpx.TransportError:
                         continue
-                    child.ready = True
+                    # Listening is not ready: a service still loading (vectord replaying its log) answers 503.
+                    child.ready = response.status_code == 200
                 if time.monotonic() > deadline:
                     late = ", ".join(c.name for c in self.children if not c.ready)
                     return f"not healthy after {self.ready_timeout_secs:g}s: {late}"
@@ -182,9 +183,11 @@ class Supervisor:
 
     def probe_again(self, client: httpx.Client, child: Child) -> None:
         try:
-            client.get(probe_url(child.bind) + "/health")
+            response = client.get(probe_url(child.bind) + "/health")
         except httpx.TransportError:
             return
+        if response.status_code != 200:
+            return  # restarted and listening, still loading
         child.ready = True
         self.out(f"lakehouse up: {child.name} ready again")
 

@@ -30,10 +30,19 @@ from shared.web.host import HostHeaderMiddleware
 
 
 def health_route(service: str) -> Route:
-    body = {"status": "ok", "service": service}
+    """GET /health: 200 `ok` once the service serves its API, 503 `loading` before (`app.state.ready` False).
+
+    uvicorn accepts no connection before the lifespan's startup is done, so a service ready when its lifespan
+    yields needs nothing more; one that keeps loading after (vectord replaying its log) sets `app.state.ready`
+    False in its lifespan and True when it is done, so `lakehouse up`, the gateway and orchestrators wait for it.
+    """
+    ok = {"status": "ok", "service": service}
+    loading = {"status": "loading", "service": service}
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse(body)
+        if request.app.state.ready:
+            return JSONResponse(ok)
+        return JSONResponse(loading, status_code=503, headers={"retry-after": "1"})
 
     return Route("/health", health, methods=["GET"])
 
@@ -107,4 +116,5 @@ def service_app(
     )
     app.state.config = config
     app.state.metrics = metrics
+    app.state.ready = True
     return app

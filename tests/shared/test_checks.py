@@ -93,3 +93,37 @@ def test_a_missing_key_is_a_note_not_a_failure(
     )
     assert "kimi" not in out
     assert "k\n" not in out
+
+
+def test_a_directory_where_a_key_file_should_be_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    key = tmp_path / "openrouter.env"
+    key.mkdir()
+    config = tmp_path / "lh.toml"
+    config.write_text(f'[chatd]\nopenrouter_key_file = "{key}"\n')
+    code, out, err = check_for("chatd", config, capsys)
+    assert code == 1
+    assert f"chatd: key file {key} (openrouter) is a directory, not a KEY=value file" in err
+    assert "openrouter will not be registered" not in out
+
+
+@pytest.mark.skipif(AS_ROOT, reason="root may search any directory, so no key file is out of its reach")
+def test_a_key_file_in_an_unsearchable_directory_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    key = locked / "openrouter.env"
+    key.write_text("OPENROUTER_API_KEY=x\n")
+    locked.chmod(0)
+    config = tmp_path / "lh.toml"
+    config.write_text(f'[chatd]\nopenrouter_key_file = "{key}"\n')
+    try:
+        code, _, err = check_for("chatd", config, capsys)
+    finally:
+        locked.chmod(0o755)
+    assert code == 1
+    assert f"chatd: key file {key} (openrouter) is not readable by this user" in err

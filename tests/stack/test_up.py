@@ -9,8 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -239,7 +242,10 @@ def test_up_is_not_ready_until_the_gateways_v1_health_is_ok(stack_file: Path) ->
     assert up.returncode == 1
     assert "all 11 services ready" not in out
     assert "lakehouse: error: the gateway's /v1/health is not ok after 40s: 503" in err
-    assert "503 down: chatd (unreachable: ConnectError at http://127.0.0.1:9)" in err
+    assert (
+        "503 down: chatd (unreachable: UpstreamUnavailable: cannot connect to http://127.0.0.1:9: Connection refused"
+        in err
+    )
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -307,3 +313,48 @@ def test_up_on_a_terminal_with_an_allow_list_and_a_token(stack_file: Path) -> No
     assert re.search(r"^gateway   \| .*request .*path=/v1/sql/datasets", text, re.MULTILINE)
     assert re.search(r"^queryd    \| .*request .*path=/v1/sql/datasets", text, re.MULTILINE)
     assert "t0ken" not in text
+
+
+def test_right_after_up_is_ready_vectors_are_served(stack_file: Path) -> None:
+    # No checkpoint: the second `up` finds 20,000 vectors to replay from vectord's log.
+    stack_file.write_text(stack_file.read_text().replace("[vectord]\n", f"[vectord]\nsnapshot_bytes = {1 << 40}\n"))
+    gateway = f"http://127.0.0.1:{binds(stack_file)['gateway']}"
+    dims, total, batch = 16, 20_000, 1_000
+    vector = [0.5] * dims
+
+    with start_up(stack_file) as up, ready_then_drained(up), httpx.Client(base_url=gateway, timeout=60) as client:
+        assert client.put("/v1/vectors/k", json={"dimensions": dims}).status_code == 201
+        for start in range(0, total, batch):
+            items = [{"id": f"v{i}", "vector": [float(i % 97 + 1), *vector[1:]]} for i in range(start, start + batch)]
+            assert client.post("/v1/vectors/k/upsert", json={"items": items}).status_code == 200
+    assert up.returncode == 0
+
+    # At once, as a client that started with the stack would.
+    with start_up(stack_file) as up, ready_then_drained(up), httpx.Client(base_url=gateway, timeout=60) as client:
+        listing = client.get("/v1/vectors")
+        query = client.post("/v1/vectors/k/query", json={"vector": vector, "k": 3})
+        health = client.get("/v1/health").json()
+    assert listing.status_code == 200, listing.text
+    assert listing.json()["indexes"] == [{"name": "k", "dimensions": dims, "metric": "cosine", "count": total}]
+    assert query.status_code == 200, query.text
+    assert health["services"]["vectord"]["status"] == "ok"
+
+
+@contextmanager
+def ready_then_drained(up: subprocess.Popen[str]) -> Iterator[None]:
+    """Once `up` says the stack is ready: its output drained (no child blocks on a full pipe), SIGTERM on exit."""
+    assert up.stdout is not None
+    drain = threading.Thread(target=up.stdout.read)
+    try:
+        for line in up.stdout:
+            if "lakehouse up: all 11 services ready" in line:
+                break
+        else:
+            raise AssertionError(f"up exited ({up.wait()}) before it was ready")
+        drain.start()
+        yield
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=60)
+        if drain.is_alive():
+            drain.join()

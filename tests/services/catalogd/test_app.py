@@ -4,6 +4,7 @@ processes committing at once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -202,3 +203,43 @@ async def test_two_catalogd_processes_committing_concurrently_lose_nothing(tmp_p
     assert sorted(f.key for f in final.files) == sorted(p.key for p in parts)
     assert final.rows == 100
     assert [v.version for v in versions] == list(range(1, 101))
+
+
+async def test_a_corrupt_manifest_is_marked_and_every_other_dataset_still_served(catalogd: CatalogdService) -> None:
+    root = catalogd.storaged.root
+    assert root is not None
+    async with StoragedClient(catalogd.storaged.url) as storage, httpx.AsyncClient(base_url=catalogd.url) as http:
+        for name in ("good", "bad", "forged"):
+            part = await data_file(storage, f"data/{name}/p.parquet")
+            body = {"mode": "create", "schema": [c.model_dump() for c in SCHEMA], "files": [part.model_dump()]}
+            assert (await http.post(f"{DATASETS}/{name}/commits", json=body)).status_code == 201
+        good = (await http.get(f"{DATASETS}/good")).json()
+        # Behind storaged's back, as a disk fault or a write through a door that should have been shut would.
+        (root / "_catalog/bad/v0000000002.json").write_bytes(b'{"name": "bad", "versi')
+        # Well-formed, but another dataset's manifest copied under this name: it must not be served as this one.
+        (root / "_catalog/forged/v0000000002.json").write_text(json.dumps({**good, "mode": "replace"}))
+        listed = await http.get(DATASETS)
+        bad = await http.get(f"{DATASETS}/bad")
+        forged = await http.get(f"{DATASETS}/forged")
+        still_good = await http.get(f"{DATASETS}/good")
+        older = await http.get(f"{DATASETS}/bad/versions/1")
+        deleted = await http.delete(f"{DATASETS}/bad")
+        after_delete = await http.get(DATASETS)
+    assert listed.status_code == 200, listed.text
+    by_name = {d["name"]: d for d in listed.json()["datasets"]}
+    assert set(by_name) == {"good", "bad", "forged"}
+    assert set(by_name["good"]) == {"name", "version", "rows", "bytes", "updated_at"}
+    assert set(by_name["bad"]) == {"name", "version", "error"}
+    assert by_name["bad"]["version"] == 2
+    assert "_catalog/bad/v0000000002.json is not a valid manifest" in by_name["bad"]["error"]
+    assert "says it is dataset 'good' version 1" in by_name["forged"]["error"]
+    assert bad.status_code == 500
+    assert bad.json()["error"]["code"] == "corrupt_manifest"
+    assert "dataset 'bad' version 2" in bad.json()["error"]["message"]
+    assert forged.status_code == 500
+    assert forged.json()["error"]["code"] == "corrupt_manifest"
+    assert still_good.json() == good
+    assert older.status_code == 200
+    assert deleted.status_code == 204
+    assert [d["name"] for d in after_delete.json()["datasets"]] == ["forged", "good"]
+    assert not (root / "_catalog/bad").exists() or not any((root / "_catalog/bad").iterdir())

@@ -136,4 +136,5 @@ async def test_loading_waits_for_storaged(storaged_local: StoragedService) -> No
         response = await client.get("/v1/vectors")
         assert response.status_code == 503
         assert "loading its indexes from storaged" in response.json()["error"]["message"]
-        assert (await client.get("/health")).status_code == 200
+        health = await client.get("/health")
+        assert (health.status_code, health.json()) == (503, {"status": "loading", "service": "vectord"})
