@@ -14,7 +14,7 @@ from types import FrameType
 
 import structlog
 
-from shared.stack.restart_policy import CrashWindow, describe_exit
+from shared.server.restart_policy import CrashWindow, describe_exit
 
 RunWorker = Callable[[list[socket.socket]], bool]
 

@@ -17,9 +17,9 @@ import httpx
 from shared.config import LakehouseConfig
 from shared.config.base import split_bind
 from shared.registry import names
+from shared.server.restart_policy import CrashWindow, describe_exit
 from shared.server.runner import GateRefused, bind_socket, check_gates, die_with_parent
 from shared.stack.relay import Relay
-from shared.stack.restart_policy import CrashWindow, describe_exit
 
 READY_TIMEOUT_SECS = 60.0
 STOP_TIMEOUT_SECS = 10.0

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.stack.restart_policy import CrashWindow, describe_exit
+from shared.server.restart_policy import CrashWindow, describe_exit
 from tests.support.servers import free_port, wait_for_http
 
 STARTUP_WAIT_SECS = 120.0

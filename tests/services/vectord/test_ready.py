@@ -44,7 +44,8 @@ async def test_health_is_loading_while_the_log_replays(tmp_path: Path) -> None:
             assert vectord.wait(timeout=10) == -signal.SIGKILL
         with serve("vectord", config, tmp_path / "vectord.log") as vectord:
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                while not answers or answers[-1][2] != 200:
+                # Until both answer 200: the API may turn ready between a /health probe and the listing after it.
+                while not answers or answers[-1][0] != 200 or answers[-1][2] != 200:
                     assert vectord.poll() is None, "vectord exited while loading"
                     try:
                         health = await client.get("/health")
