@@ -73,6 +73,10 @@ class Service:
         return bind
 
     @property
+    def default_port(self) -> int:
+        return int(self.default_bind.rpartition(":")[2])
+
+    @property
     def front_door(self) -> bool:
         """The service with no family is the gateway: the one port clients reach, in front of all the others."""
         return not self.family
@@ -112,7 +116,7 @@ def services() -> tuple[Service, ...]:
         raise RegistryError(f"a service is registered twice: {sorted(n for n in names if names.count(n) > 1)}")
     if sum(row.front_door for row in rows) != 1:
         raise RegistryError(f"exactly one service must have no family (the gateway), got {names}")
-    return tuple(sorted(rows, key=lambda row: (not row.front_door, row.default_bind.rpartition(":")[2].zfill(5))))
+    return tuple(sorted(rows, key=lambda row: (not row.front_door, row.default_port)))
 
 
 def service(name: str) -> Service:

@@ -35,7 +35,6 @@ from services.storaged.schemas import (
 )
 from shared.upstream.client import RemoteError, ServiceClient, error_from_response, error_from_transport
 
-OBJECTS_PATH = OBJECTS
 SAFE_RETRY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=5.0)
 
@@ -44,7 +43,7 @@ class StorageError(RemoteError):
     """storaged answered with an error (or could not be reached); `.code`, `.status`, `.message`."""
 
 
-def object_path(key: str, base: str = OBJECTS_PATH) -> str:
+def object_path(key: str, base: str = OBJECTS) -> str:
     """The request path of `key` under `base`: each segment percent-encoded once (storaged decodes once).
 
     Dot segments are encoded too, so that no HTTP library folds `a/../b` into `b`; storaged then refuses them.
@@ -94,7 +93,7 @@ class StoragedClient(ServiceClient):
     ) -> None:
         # Objects can be large: a longer default read timeout than the other clients'.
         super().__init__(base_url, token=token, transport=transport, timeout=timeout)
-        self.objects_path = INTERNAL_OBJECTS if internal else OBJECTS_PATH
+        self.objects_path = INTERNAL_OBJECTS if internal else OBJECTS
 
     def _path(self, key: str) -> str:
         return object_path(key, self.objects_path)

@@ -13,6 +13,20 @@ from tests.support.fixtures import Stack
 from tests.support.servers import free_port, run_server
 
 
+async def answering_once(reply: bytes, *, delay: float = 0.0) -> tuple[asyncio.Server, str]:
+    """A raw upstream that answers each connection's first request with `reply` (after `delay`), then closes it."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(delay)
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
 async def test_gateway_liveness(stack: Stack) -> None:
     async with httpx.AsyncClient() as c:
         response = await c.get(stack.url + "/health")
@@ -52,15 +66,9 @@ async def test_v1_health_is_degraded_when_one_is_down() -> None:
 
 
 async def test_v1_health_latency_is_in_milliseconds() -> None:
-    async def slow_health(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        await asyncio.sleep(0.05)
-        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    upstream = await asyncio.start_server(slow_health, "127.0.0.1", 0)
-    slow = f"http://127.0.0.1:{upstream.sockets[0].getsockname()[1]}"
+    upstream, slow = await answering_once(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", delay=0.05
+    )
     config = load_config(gateway={"matrixd_url": slow})
     async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient() as c:
         started = time.perf_counter()
@@ -103,14 +111,7 @@ async def test_a_keep_alive_closed_as_the_probe_reuses_it_is_not_down() -> None:
 
 
 async def test_a_probe_failure_names_the_cause() -> None:
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"SPDY/9 what\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    upstream = await asyncio.start_server(garbage, "127.0.0.1", 0)
-    odd = f"http://127.0.0.1:{upstream.sockets[0].getsockname()[1]}"
+    upstream, odd = await answering_once(b"SPDY/9 what\r\n\r\n")
     config = load_config(gateway={"embedd_url": odd})
     async with upstream, run_server(create_app(config)) as url, httpx.AsyncClient() as c:
         embedd = (await c.get(url + "/v1/health")).json()["services"]["embedd"]
