@@ -230,7 +230,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
             await asyncio.gather(loader, return_exceptions=True)
             if service.committer is not None:
                 await service.committer.aclose()
-            await log.aclose()
+            await log.aclose(service.store)
             await client.aclose()
 
     routes = [

@@ -7,7 +7,8 @@ Objects, under `vectord/`:
 
 A write costs one object the size of its change. Once the log since the last checkpoint passes `snapshot_bytes`,
 the indexes that changed are snapshotted, a new manifest names them, and the records it covers are deleted.
-Startup loads the newest manifest's snapshots, then replays the records after it, in order.
+Startup loads the newest manifest's snapshots, then replays the records after it, in order. A clean stop
+(SIGTERM) checkpoints first, so the start after it replays nothing.
 """
 
 from __future__ import annotations
@@ -108,11 +109,17 @@ class StoragedLog:
         seq = self.next_seq - 1
         dirty, store.dirty = set(store.dirty) | self._redo, set()
         self._redo = set()
-        blobs = {
-            name: await anyio.to_thread.run_sync(store.indexes[name].snapshot)
-            for name in sorted(dirty)
-            if name in store.indexes
-        }
+        try:
+            blobs = {
+                name: await anyio.to_thread.run_sync(store.indexes[name].snapshot)
+                for name in sorted(dirty)
+                if name in store.indexes
+            }
+        except BaseException:
+            # Cancelled (a stop) or failed: these still need saving, or a later checkpoint would cover their
+            # records with their old snapshots.
+            self._redo.update(dirty)
+            raise
         names = set(store.indexes)
         self.bytes_since_checkpoint = 0
         self._checkpointing = asyncio.create_task(self._upload(seq, blobs, names, dirty))
@@ -147,9 +154,18 @@ class StoragedLog:
             self.bytes_since_checkpoint = self.snapshot_bytes
             self._redo.update(dirty)
 
-    async def aclose(self) -> None:
+    @property
+    def has_unsnapshotted_records(self) -> bool:
+        return self.next_seq - 1 > self.checkpoint_seq
+
+    async def aclose(self, store: Store | None = None) -> None:
+        """Wait for a checkpoint in flight. With `store` (a clean stop, the committer already stopped), then
+        checkpoint whatever the log holds since the last one, so the next start loads snapshots and replays
+        nothing: replay rebuilds the HNSW graph vector by vector, a snapshot restores it whole."""
         if self._checkpointing is not None:
             await asyncio.gather(self._checkpointing, return_exceptions=True)
+        if store is not None and (self.has_unsnapshotted_records or store.dirty or self._redo):
+            await self.checkpoint(store, wait=True)
 
 
 def _replay(store: Store, ops: list[Op]) -> None:

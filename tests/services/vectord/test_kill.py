@@ -1,8 +1,10 @@
-"""kill -9 of a real vectord process under write load: every acknowledged change is there after a restart."""
+"""Real vectord processes stopped hard and cleanly: kill -9 under write load loses no acknowledged change; a
+SIGTERM checkpoints, so the next start loads the snapshot and replays no log record."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import httpx
 import numpy as np
 
 from scripts.net import free_ports, wait_for_http
+from services.storaged.client import StoragedClient
 
 DIMS = 16
 
@@ -46,15 +49,20 @@ async def loaded(url: str) -> None:
     raise AssertionError("vectord did not load within 120 s")
 
 
-async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
-    storaged_port, vectord_port = free_ports(2)
+def write_config(tmp_path: Path, storaged_port: int, vectord_port: int, *, snapshot_bytes: int) -> Path:
     config = tmp_path / "lakehouse.toml"
     config.write_text(
         f'[storaged]\nbind = "127.0.0.1:{storaged_port}"\nbackend = "local"\nroot = "{tmp_path / "objects"}"\n'
         f'[vectord]\nbind = "127.0.0.1:{vectord_port}"\nstoraged_url = "http://127.0.0.1:{storaged_port}"\n'
-        # small, so checkpoints (snapshot + log trim) happen during the run and the restart reads both
-        "snapshot_bytes = 6000\n"
+        f"snapshot_bytes = {snapshot_bytes}\n"
     )
+    return config
+
+
+async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    storaged_port, vectord_port = free_ports(2)
+    # small, so checkpoints (snapshot + log trim) happen during the run and the restart reads both
+    config = write_config(tmp_path, storaged_port, vectord_port, snapshot_bytes=6000)
     url = f"http://127.0.0.1:{vectord_port}"
     acked: set[str] = set()
     deleted: set[str] = set()
@@ -106,3 +114,48 @@ async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert len(acked) >= 400
     assert acked - deleted <= present, sorted(acked - deleted - present)[:10]
     assert not (deleted & present)
+
+
+async def test_a_sigterm_checkpoints_so_the_restart_replays_nothing(tmp_path: Path) -> None:
+    storaged_port, vectord_port = free_ports(2)
+    # far above what the test writes: no checkpoint happens while it runs, only the one the stop takes
+    config = write_config(tmp_path, storaged_port, vectord_port, snapshot_bytes=1 << 30)
+    storaged_url, url = f"http://127.0.0.1:{storaged_port}", f"http://127.0.0.1:{vectord_port}"
+    rng = np.random.default_rng(1)
+    items = [
+        {"id": f"v{i}", "vector": row, "metadata": {"i": i}} for i, row in enumerate(rng.random((300, DIMS)).tolist())
+    ]
+    query = {"vector": [0.5] * DIMS, "k": 300, "filter": {"i": 7}}
+    vectord_log = tmp_path / "vectord.log"
+
+    async def wal_records() -> list[str]:
+        async with StoragedClient(storaged_url, internal=True) as storage:
+            return [info.key async for info in storage.iter_objects("vectord/wal/")]
+
+    with serve("storaged", config, tmp_path / "storaged.log") as storaged:
+        wait_for_http(storaged_url + "/health", storaged, timeout_secs=120)
+        with serve("vectord", config, vectord_log) as vectord:
+            await loaded(url)
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                assert (await client.put("/v1/vectors/t", json={"dimensions": DIMS})).status_code == 201
+                for start in range(0, 300, 100):
+                    response = await client.post("/v1/vectors/t/upsert", json={"items": items[start : start + 100]})
+                    assert response.status_code == 200
+                assert (await client.post("/v1/vectors/t/delete", json={"ids": ["v0"]})).status_code == 200
+                before = (await client.post("/v1/vectors/t/query", json=query)).json()
+            assert len(await wal_records()) >= 4
+            vectord.send_signal(signal.SIGTERM)
+            # uvicorn shuts down gracefully, then re-raises the signal it caught: the exit says SIGTERM
+            assert vectord.wait(timeout=60) == -signal.SIGTERM
+        assert await wal_records() == []
+        with serve("vectord", config, vectord_log) as vectord:
+            await loaded(url)
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                count = (await client.get("/v1/vectors/t")).json()["count"]
+                after = (await client.post("/v1/vectors/t/query", json=query)).json()
+    events = [json.loads(line) for line in vectord_log.read_text().splitlines() if line.startswith("{")]
+    loads = [event for event in events if event.get("event") == "loaded"]
+    assert count == 299
+    assert after == before
+    assert after["matches"][0]["id"] == "v7"
+    assert [event["records_replayed"] for event in loads] == [0, 0]
