@@ -14,7 +14,7 @@ from typing import Any
 import httptools
 import structlog
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from shared.errors import STATUS_BY_CODE, ErrorCode, error_body
@@ -151,6 +151,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         # No cycle of this request's own: an upgrade (websocket) took it. TLS bytes cannot be spliced.
         if cycle is not None and cycle.scope is self.scope and self.transport.get_extra_info("sslcontext") is None:
             self.scope["extensions"] = {SPLICE: {"splice": Splicer(cycle)}}
+        if cycle is not None and cycle.waiting_for_100_continue:
+            close_if_body_unasked(cycle)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -209,6 +211,23 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         seconds = f"{self.limits.header_timeout_secs:g}"
         self.refuse("request_timeout", f"request headers not received within {seconds}s")
+
+
+def close_if_body_unasked(cycle: RequestResponseCycle) -> None:
+    """An answer to `Expect: 100-continue` given before the app asked for the body closes the connection.
+
+    The client may then send the body anyway or never (botocore sends none after a refusal): either way the bytes
+    that follow on this connection are not a request head, and uvicorn would parse the next request from the middle
+    of them. RFC 9110 §10.1.1 lets the server close instead; the client opens a new connection.
+    """
+    send = cycle.send
+
+    async def send_closing(message: Any) -> None:
+        if message["type"] == "http.response.start" and cycle.waiting_for_100_continue:
+            cycle.keep_alive = False
+        await send(message)
+
+    cycle.send = send_closing  # type: ignore[method-assign]
 
 
 def protocol_class(limits: ServerLimits) -> type[LimitedHttpProtocol]:
