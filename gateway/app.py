@@ -20,6 +20,7 @@ from shared.registry import FAMILY_PREFIX, upstreams
 from shared.telemetry.metrics import Metrics
 from shared.upstream import UpstreamPool
 from shared.web.app import service_app
+from shared.web.s3_requests import is_s3_request
 
 # chatd answers within its own timeout_secs; the gateway waits that long plus this margin.
 CHAT_TIMEOUT_MARGIN_SECS = 10.0
@@ -45,14 +46,17 @@ class Routes:
 
     families: dict[str, Family]
     exact: dict[str, Family]
+    s3: Family | None = None  # where S3 requests go (the service whose row says it serves S3), when configured
 
     def pools(self) -> list[UpstreamPool]:
-        return list({id(f.pool): f.pool for f in (*self.families.values(), *self.exact.values())}.values())
+        every = (*self.families.values(), *self.exact.values(), *([self.s3] if self.s3 else []))
+        return list({id(f.pool): f.pool for f in every}.values())
 
 
 def build_routes(config: LakehouseConfig) -> Routes:
     urls = upstream_urls(config)
     routes = Routes({}, {})
+    s3: Family | None = None
     for service in upstreams():
         if service.name not in urls:
             continue
@@ -63,7 +67,9 @@ def build_routes(config: LakehouseConfig) -> Routes:
         routes.families[name] = Family(name, service.name, pool, timeout)
         for path in service.exact_paths:
             routes.exact[path] = Family(path.removeprefix(FAMILY_PREFIX), service.name, pool, timeout)
-    return routes
+        if service.serves_s3:
+            s3 = Family("s3", service.name, pool, timeout)
+    return Routes(routes.families, routes.exact, s3)
 
 
 def create_app(config: LakehouseConfig) -> Starlette:
@@ -80,6 +86,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
 
     async def v1_health(request: Request) -> JSONResponse:
         report = await request.app.state.prober.probe_all()
+        # Whether S3 clients can sign here (`lakehouse status` says so); the key itself is never shown.
+        report["s3_api"] = {"enabled": config.s3_api.enabled, "region": config.s3_api.region}
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     return service_app(
@@ -90,8 +98,9 @@ def create_app(config: LakehouseConfig) -> Starlette:
             *create_console_routes(auth_required=bool(config.auth.token.get_secret_value())),
         ],
         lifespan=lifespan,
-        front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact)],
+        front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact, s3=routes.s3)],
         metrics=Metrics("gateway", family=True),
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
+        signed=is_s3_request,
     )

@@ -11,7 +11,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
-from shared.errors import send_error
+from shared.errors import STATUS_BY_CODE, send_error
 from shared.registry import FAMILY_PREFIX
 from shared.server.splice import SPLICE, SourceFailed
 from shared.telemetry.metrics import FAMILY_KEY, UPSTREAM_ERROR_KEY
@@ -22,6 +22,7 @@ from shared.upstream import (
     UpstreamResponse,
     chunked,
 )
+from shared.web.s3_requests import is_s3_request, send_s3_error
 
 # How long a request may wait on its upstream before a task starts watching for the client to go away.
 LAZY_WATCH_SECS = 0.05
@@ -86,14 +87,23 @@ def _content_length(headers: Headers) -> int | None:
 
 
 class FamilyProxy:
-    """Forwards /v1/<family>/... and each exact path to its upstream; every other path goes on to `app`.
+    """Forwards /v1/<family>/... and each exact path to its upstream, and S3 requests (signed, outside /v1/) to `s3`;
+    every other path goes on to `app`.
 
     `families` is keyed by the segment after /v1/ ("chat"), `exact` by the whole path ("/v1/models"): one dict
     lookup each, so the hot path never scans a list of routes.
     """
 
-    def __init__(self, app: ASGIApp, *, families: Mapping[str, Family], exact: Mapping[str, Family]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        families: Mapping[str, Family],
+        exact: Mapping[str, Family],
+        s3: Family | None = None,
+    ) -> None:
         self.app = app
+        self.s3 = s3
         self.families = dict(families)
         self.exact = dict(exact)
         self.known = ", ".join([*(FAMILY_PREFIX + name for name in self.families), *self.exact])
@@ -102,7 +112,13 @@ class FamilyProxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"] if scope["type"] == "http" else ""
         if not path.startswith(FAMILY_PREFIX):
-            await self.app(scope, receive, send)
+            if self.s3 is not None and is_s3_request(scope):
+                # The signature covers the path as the client sent it: it goes on unchanged (the '..' rule is
+                # the upstream's, whose keys refuse such segments in S3's own error shape).
+                scope[FAMILY_KEY] = self.s3.name
+                await self.forward(self.s3, scope.get("raw_path") or path.encode(), scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         family = self.exact.get(path)
         if family is None:
@@ -186,7 +202,11 @@ class FamilyProxy:
             )
         except UpstreamError as exc:
             scope[UPSTREAM_ERROR_KEY] = exc.code.removeprefix("upstream_")
-            await send_error(send, exc.code, f"{where}: {exc}")
+            if family is self.s3:
+                status = STATUS_BY_CODE[exc.code]
+                await send_s3_error(send, status, "ServiceUnavailable", f"{family.service}: {exc}")
+            else:
+                await send_error(send, exc.code, f"{where}: {exc}")
             return
         try:
             data = await response.read()

@@ -52,6 +52,7 @@ class Service:
     app: Callable[[LakehouseConfig], ASGIApp]  # the app factory
     family: str = ""  # the gateway path prefix, "/v1/<one segment>"; "" for the gateway itself
     exact_paths: tuple[str, ...] = ()  # single paths the gateway also sends here (OpenAI's /v1/models, ...)
+    serves_s3: bool = False  # the gateway sends it S3 requests (shared/web/s3_requests.py): storaged, exactly one
     timeout_secs: float = 30.0  # the gateway's default wait for response headers; 0 = derived (timeout_help says how)
     timeout_help: str = ""
     writable: tuple[Writable, ...] = ()  # where it writes: systemd's ReadWritePaths, `config check --for`
@@ -116,6 +117,8 @@ def services() -> tuple[Service, ...]:
         raise RegistryError(f"a service is registered twice: {sorted(n for n in names if names.count(n) > 1)}")
     if sum(row.front_door for row in rows) != 1:
         raise RegistryError(f"exactly one service must have no family (the gateway), got {names}")
+    if sum(row.serves_s3 for row in rows) > 1:
+        raise RegistryError(f"at most one service may serve the S3 API, got {[r.name for r in rows if r.serves_s3]}")
     return tuple(sorted(rows, key=lambda row: (not row.front_door, row.default_port)))
 
 

@@ -7,7 +7,9 @@ reserved prefix use it over HTTP (`StoragedClient(..., internal=True)`), exactly
 
 Why a second route rather than a service credential: the threat model is that the gateway is the only public door,
 and it forwards only `/v1/<family>` paths (gateway/proxy.py), so no client request can arrive at `/internal/`
-through it. Whoever reaches storaged directly (it binds loopback, or sits behind `auth.token` and `allowed_ips`)
+through it. (Outside /v1/ it also forwards S3 requests — signed ones, shared/web/s3_requests.py — and storaged
+answers every one of those with its S3 API before any route is matched, so `/internal/…` there is just a bucket
+name.) Whoever reaches storaged directly (it binds loopback, or sits behind `auth.token` and `allowed_ips`)
 already holds the root token and could write any object through the public route anyway, so a separate internal
 credential would guard nothing that the token does not; the internal route therefore asks for exactly what the
 public one does (the auth middleware runs on both). What it must never accept, when scoped keys arrive, is a scoped
@@ -31,6 +33,9 @@ from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Preco
 from services.storaged.keys import check_key, check_prefix, check_public_key, check_public_prefix
 from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, object_headers
+from services.storaged.s3.app import S3Api, S3Door
+from services.storaged.s3.context import S3Context
+from services.storaged.s3.sigv4 import Verifier
 from services.storaged.schemas import (
     DEFAULT_LIST_LIMIT,
     INTERNAL_OBJECTS,
@@ -48,6 +53,7 @@ from shared.telemetry.metrics import Metrics, StorageMetrics
 from shared.web.app import service_app
 from shared.web.body import capped_stream
 from shared.web.etags import etag_matches
+from shared.web.s3_requests import is_s3_request
 
 
 def _precondition(request: Request) -> Precondition:
@@ -148,11 +154,24 @@ def create_app(config: LakehouseConfig) -> Starlette:
         ]
 
     routes = [*object_routes(OBJECTS, internal=False), *object_routes(INTERNAL_OBJECTS, internal=True)]
+    s3_api = config.s3_api
+    verifier = (
+        Verifier({s3_api.access_key_id: s3_api.secret_access_key.get_secret_value()}, region=s3_api.region)
+        if s3_api.enabled
+        else None
+    )
+    s3_context = S3Context(
+        backend, s3_api.region, max_put_bytes, received=storage_metrics.received, sent=storage_metrics.sent
+    )
     return service_app(
         "storaged",
         config,
         routes,
         lifespan=lifespan,
-        front=[Middleware(StartupErrorMiddleware, service="storaged")],
+        front=[
+            Middleware(StartupErrorMiddleware, service="storaged"),
+            Middleware(S3Door, s3=S3Api(s3_context, verifier)),
+        ],
         metrics=metrics,
+        signed=is_s3_request,
     )

@@ -14,15 +14,20 @@ from services.storaged.backends.base import ObjectHandle, ObjectInfo
 from services.storaged.ranges import Span
 from shared.server.splice import SPLICE, SourceFailed
 
+META_HEADER_PREFIX = "x-amz-meta-"  # S3's name for user metadata, which both APIs answer with
+
 
 def object_headers(info: ObjectInfo) -> dict[str, str]:
-    """The validators and type of an object, as GET, HEAD and 304 give them."""
-    return {
+    """The validators, type and user metadata of an object, as GET, HEAD and 304 give them."""
+    headers = {
         "etag": info.etag,
         "last-modified": format_datetime(info.last_modified, usegmt=True),
         "content-type": info.content_type,
         "accept-ranges": "bytes",
     }
+    for name, value in info.metadata.items():
+        headers[META_HEADER_PREFIX + name] = value
+    return headers
 
 
 class ObjectResponse(Response):

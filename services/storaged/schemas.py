@@ -19,10 +19,12 @@ DEFAULT_LIST_LIMIT = 1000
 CATALOG_PREFIX = "_catalog/"
 VECTORD_PREFIX = "vectord/"
 KEYS_PREFIX = "_keys/"
+S3_PREFIX = "_s3/"  # the S3 API's own state: empty buckets' markers, multipart uploads in progress
 RESERVED_PREFIXES: Mapping[str, str] = {
     CATALOG_PREFIX: "catalogd",
     VECTORD_PREFIX: "vectord",
     KEYS_PREFIX: "the key store",
+    S3_PREFIX: "the S3 API",
 }
 
 

@@ -23,4 +23,5 @@ SERVICE = Service(
     family="/v1/storage",
     timeout_secs=300.0,
     writable=(Writable("root"),),
+    serves_s3=True,
 )

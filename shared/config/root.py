@@ -1,4 +1,4 @@
-"""The root of the configuration: a section per service, then s3, models, log and auth.
+"""The root of the configuration: a section per service, then s3, s3_api, models, log and auth.
 
 The eleven service sections are spelled here so that the type checker knows them (`config.storaged.bind` is a str);
 what depends on the registry (the gateway's upstream URL keys and `[gateway.timeouts]`, a section for a service added
@@ -26,6 +26,7 @@ from shared.config.observerd import ObserverdConfig
 from shared.config.pathwayd import PathwaydConfig
 from shared.config.queryd import QuerydConfig
 from shared.config.s3 import S3Config
+from shared.config.s3_api import S3ApiConfig
 from shared.config.storaged import StoragedConfig
 from shared.config.vectord import VectordConfig
 
@@ -56,6 +57,7 @@ class LakehouseConfig(BaseSettings):
     observerd: ObserverdConfig = Field(default_factory=ObserverdConfig)
     chatd: ChatdConfig = Field(default_factory=ChatdConfig)
     s3: S3Config = Field(default_factory=S3Config)
+    s3_api: S3ApiConfig = Field(default_factory=S3ApiConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -83,4 +85,4 @@ class LakehouseConfig(BaseSettings):
 
 
 # The sections every stack has besides the services', in the order the file shows them.
-COMMON_SECTIONS = ("s3", "models", "log", "auth")
+COMMON_SECTIONS = ("s3", "s3_api", "models", "log", "auth")

@@ -17,6 +17,7 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from shared.config import LakehouseConfig
+from shared.config.s3_api import describe_s3_api
 from shared.stack.gateway_client import Gateway, GatewayError, gateway_url_from_bind
 
 URL_ENV = "LAKEHOUSE_URL"
@@ -42,6 +43,11 @@ def status(args: argparse.Namespace, gateway: Gateway) -> int:
     ]
     print(render_table(["service", "status", "latency_ms", "detail"], rows))
     print(f"\nstack: {report['status']} (gateway {gateway.url})")
+    s3_api = report.get("s3_api")
+    if isinstance(s3_api, dict):
+        print(
+            describe_s3_api(enabled=bool(s3_api.get("enabled")), endpoint=gateway.url, region=str(s3_api.get("region")))
+        )
     return 0 if report["status"] == "ok" else 1
 
 

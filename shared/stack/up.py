@@ -16,6 +16,7 @@ import httpx
 
 from shared.config import LakehouseConfig
 from shared.config.base import split_bind
+from shared.config.s3_api import describe_s3_api
 from shared.registry import names
 from shared.server.restart_policy import CrashWindow, describe_exit
 from shared.server.runner import GateRefused, bind_socket, check_gates, die_with_parent
@@ -213,6 +214,8 @@ def summary(config: LakehouseConfig, children: list[Child]) -> list[str]:
     gateway = probe_url(config.gateway.bind)
     lines = [f"lakehouse up: all {len(children)} services ready", "", f"  {'SERVICE':<10} {'URL':<28} {'STATE':<6} PID"]
     lines += [f"  {c.name:<10} {probe_url(c.bind):<28} {'ready':<6} {c.process.pid}" for c in children]
+    s3_api = config.s3_api
+    lines += ["", describe_s3_api(enabled=s3_api.enabled, endpoint=gateway, region=s3_api.region)]
     lines += [
         "",
         # What answers on any machine: no model server needed (a chat needs an Ollama or a provider key).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Lifespan
+from starlette.types import ASGIApp, Lifespan, Scope
 
 from shared.config import LakehouseConfig
 from shared.config.base import ServiceSection, split_bind
@@ -81,13 +81,15 @@ def service_app(
     metrics: Metrics | None = None,
     public_paths: Iterable[str] = (),
     public_prefixes: tuple[str, ...] = (),
+    signed: Callable[[Scope], bool] | None = None,
 ) -> Starlette:
     """A Starlette app for `service` with GET /health, GET /metrics, auth, request ids, access lines, Host checks and
     JSON errors.
 
     `front` middleware runs inside auth and the access log, before Starlette's own stack and routing.
     `app.state.metrics` is where a service adds its own metrics (shared/metrics.py).
-    `public_paths` / `public_prefixes` need no token (the allow-list still applies), like /health.
+    `public_paths` / `public_prefixes` need no token (the allow-list still applies), like /health; nor do requests
+    `signed` says carry their own credential (S3's signature).
     """
     metrics = metrics or Metrics(service)
     app = ServiceApp(
@@ -102,6 +104,7 @@ def service_app(
                 trust_loopback=bound_to_loopback(service, config),
                 public_paths=public_paths,
                 public_prefixes=public_prefixes,
+                signed=signed,
             ),
             *front,
         ],

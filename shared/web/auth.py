@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,9 +72,13 @@ class AuthMiddleware:
         trust_loopback: bool = False,
         public_paths: Iterable[str] = (),
         public_prefixes: tuple[str, ...] = (),
+        signed: Callable[[Scope], bool] | None = None,
     ) -> None:
         """`trust_loopback`: the server is bound to loopback, so a loopback peer is this box (the gateway, the
-        supervisor) and nothing else can reach it; the allow-list then admits loopback peers too."""
+        supervisor) and nothing else can reach it; the allow-list then admits loopback peers too.
+
+        `signed`: requests that carry their own credential instead of the token (S3's signature, which storaged
+        checks); they pass without the token, the allow-list still applies."""
         self.app = app
         self.trust_loopback = trust_loopback
         self.expected = token.encode()
@@ -82,6 +86,7 @@ class AuthMiddleware:
         # Paths that need no token (the allow-list still applies): /health, and e.g. the console's page shells.
         self.public_paths = TOKEN_EXEMPT_PATHS | frozenset(public_paths)
         self.public_prefixes = public_prefixes
+        self.signed = signed
 
     def token_exempt(self, path: str) -> bool:
         return path in self.public_paths or (bool(self.public_prefixes) and path.startswith(self.public_prefixes))
@@ -96,7 +101,7 @@ class AuthMiddleware:
             if not peer_allowed(peer, self.networks) and not (self.trust_loopback and peer and is_loopback(peer)):
                 await refuse(scope, send, "forbidden", "your address is not in auth.allowed_ips")
                 return
-        if self.expected and not self.token_exempt(scope["path"]):
+        if self.expected and not self.token_exempt(scope["path"]) and not (self.signed and self.signed(scope)):
             presented = b""
             for name, value in scope["headers"]:
                 if name == b"authorization":

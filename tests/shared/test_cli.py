@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shared.config.root import COMMON_SECTIONS
 from shared.registry import names
 from shared.stack.cli import main
 from tests.support.servers import free_port, wait_for_http
@@ -19,7 +20,7 @@ from tests.support.servers import free_port, wait_for_http
 def test_config_show_prints_every_section_as_toml(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "show"]) == 0
     shown = tomllib.loads(capsys.readouterr().out)
-    assert list(shown) == [*names(), "s3", "models", "log", "auth"]
+    assert list(shown) == [*names(), *COMMON_SECTIONS]
     assert shown["chatd"]["bind"] == "127.0.0.1:3220"
     assert shown["ingestd"]["max_ingest_bytes"] == 268435456
     assert shown["auth"]["token"] == ""
@@ -32,14 +33,17 @@ def test_config_show_redacts_secrets_and_shows_overrides(
     path.write_text('[chatd]\nbind = "127.0.0.1:5000"\ntimeout_secs = 9\n[s3]\nsecret_access_key = "s3cret"\n')
     monkeypatch.setenv("LH_CHATD__BIND", "127.0.0.1:4000")
     monkeypatch.setenv("LH_AUTH__TOKEN", "hunter2")
+    monkeypatch.setenv("LH_S3_API__SECRET_ACCESS_KEY", "s3-api-secret")
     assert main(["config", "show", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "hunter2" not in out
     assert "s3cret" not in out
+    assert "s3-api-secret" not in out
     shown = tomllib.loads(out)
     assert (shown["chatd"]["bind"], shown["chatd"]["timeout_secs"]) == ("127.0.0.1:4000", 9)
     assert shown["auth"]["token"] == "***"
     assert shown["s3"]["secret_access_key"] == "***"
+    assert shown["s3_api"]["secret_access_key"] == "***"
 
 
 def test_config_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def test_status_shows_every_service_ok(live: LiveStack) -> None:
     for service in upstreams():
         assert any(line.split()[:2] == [service.name, "ok"] for line in out.splitlines()), out
     assert "stack: ok" in out
+    assert "S3 API: off (set LH_S3_API__ACCESS_KEY_ID and LH_S3_API__SECRET_ACCESS_KEY" in out
 
 
 def test_status_takes_the_url_from_the_environment(live: LiveStack) -> None:

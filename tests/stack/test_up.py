@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
@@ -93,6 +94,7 @@ def test_up_runs_everything_and_stops_clean(stack_file: Path, stop_signal: signa
         out, err = up.communicate(timeout=60)
     assert up.returncode == 0, err
     assert "lakehouse up: all 11 services ready" in out
+    assert "S3 API: off (set LH_S3_API__ACCESS_KEY_ID and LH_S3_API__SECRET_ACCESS_KEY" in out
     assert out.rstrip().endswith("lakehouse up: stopped")
     # Off a terminal, child log lines stay one JSON object each, tagged with the service that wrote them.
     logged = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -118,6 +120,33 @@ def server_processes(out: str, verb: str) -> set[int]:
             if event.startswith(f"{verb} server process ["):
                 pids.add(int(event.rsplit("[", 1)[1].rstrip("]")))
     return pids
+
+
+def test_up_with_an_s3_key_pair_serves_boto3_at_the_gateway(stack_file: Path) -> None:
+    with stack_file.open("a") as config:
+        config.write('\n[s3_api]\naccess_key_id = "stack-key"\nsecret_access_key = "stack-secret-value"\n')
+    gateway = f"http://127.0.0.1:{binds(stack_file)['gateway']}"
+    up = start_up(stack_file)
+    try:
+        lines = iter(up.stdout.readline, "")  # type: ignore[union-attr]
+        announced = next(line for line in lines if line.startswith("S3 API:"))
+        assert announced.strip() == f"S3 API: on at {gateway} (path-style, region us-east-1)"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=gateway,
+            aws_access_key_id="stack-key",
+            aws_secret_access_key="stack-secret-value",
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket="stack")
+        s3.put_object(Bucket="stack", Key="hello.txt", Body=b"from boto3")
+        assert s3.get_object(Bucket="stack", Key="hello.txt")["Body"].read() == b"from boto3"
+        assert httpx.get(f"{gateway}/v1/storage/objects/stack/hello.txt").content == b"from boto3"
+    finally:
+        up.send_signal(signal.SIGTERM)
+        out, err = up.communicate(timeout=60)
+    assert up.returncode == 0, err
+    assert "stack-secret-value" not in out + err
 
 
 def test_up_names_a_taken_port_before_starting_anything(stack_file: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
@@ -13,7 +14,15 @@ import uvicorn
 from scripts.net import free_port, wait_for_http
 from shared.server.runner import uvicorn_config
 
-__all__ = ["app_client", "asgi_client", "free_port", "run_server", "run_servers", "wait_for_http"]
+__all__ = [
+    "app_client",
+    "asgi_client",
+    "free_port",
+    "run_server",
+    "run_servers",
+    "serve_in_thread",
+    "wait_for_http",
+]
 
 
 @asynccontextmanager
@@ -57,3 +66,41 @@ async def app_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client for `app` with its lifespan running (ASGITransport does not run it)."""
     async with app.router.lifespan_context(app), asgi_client(app) as client:
         yield client
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """`run_server` on its own event loop in a thread, for tests that drive a blocking client (boto3, DuckDB)."""
+    started = threading.Event()
+    url: list[str] = []
+    failure: list[BaseException] = []
+    loop_and_stop: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop_and_stop.append((asyncio.get_running_loop(), stop))
+        async with run_server(app, host=host) as base:
+            url.append(base)
+            started.set()
+            await stop.wait()
+
+    def run() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:
+            failure.append(exc)
+            started.set()
+
+    thread = threading.Thread(target=run, name="test-server", daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        raise failure[0]
+    try:
+        yield url[0]
+    finally:
+        loop, stop = loop_and_stop[0]
+        loop.call_soon_threadsafe(stop.set)
+        thread.join()
+        if failure:
+            raise failure[0]

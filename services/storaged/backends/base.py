@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -24,6 +24,8 @@ class ObjectInfo:
     etag: str  # quoted, as the ETag header carries it
     last_modified: datetime
     content_type: str = DEFAULT_CONTENT_TYPE
+    # User metadata (S3's x-amz-meta-*, names in lower case); listings leave it empty, as S3's do.
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +78,19 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     async def put(
-        self, key: str, body: AsyncIterator[bytes], *, content_type: str, precondition: Precondition
-    ) -> ObjectInfo: ...
+        self,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        content_type: str,
+        precondition: Precondition,
+        metadata: Mapping[str, str] | None = None,
+        etag: str | None = None,
+    ) -> ObjectInfo:
+        """Store `body` at `key`. `etag` (quoted) replaces the MD5 the local backend computes, for an object that
+        S3's multipart upload assembled (its ETag is the MD5 of the parts' MD5s); the S3 backend keeps the one its
+        server gives, since the server, not storaged, answers for it."""
+        ...
 
     async def open(self, key: str) -> ObjectHandle: ...
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import secrets
 import stat
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,15 @@ from services.storaged.backends.base import (
     Precondition,
     check_precondition,
 )
-from services.storaged.backends.local_files import CONTENT_TYPE_ATTR, ETAG_ATTR, TEMP_MARK, etag_of, info_of, walk
+from services.storaged.backends.local_files import (
+    CONTENT_TYPE_ATTR,
+    ETAG_ATTR,
+    METADATA_ATTR,
+    TEMP_MARK,
+    etag_of,
+    info_of,
+    walk,
+)
 from services.storaged.ranges import Span
 from shared.errors import LakehouseError
 
@@ -216,9 +225,11 @@ class LocalBackend:
             view = view[written:]
 
     @staticmethod
-    def _finish(fd: int, content_type: str, etag: str) -> None:
+    def _finish(fd: int, content_type: str, etag: str, metadata: Mapping[str, str]) -> None:
         os.setxattr(fd, CONTENT_TYPE_ATTR, content_type.encode())
         os.setxattr(fd, ETAG_ATTR, etag.encode())
+        if metadata:
+            os.setxattr(fd, METADATA_ATTR, json.dumps(dict(metadata)).encode())
         os.fsync(fd)
 
     def _commit(self, key: str, dir_fd: int, temp: str, precondition: Precondition) -> os.stat_result:
@@ -238,7 +249,14 @@ class LocalBackend:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
 
     async def put(
-        self, key: str, body: AsyncIterator[bytes], *, content_type: str, precondition: Precondition
+        self,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        content_type: str,
+        precondition: Precondition,
+        metadata: Mapping[str, str] | None = None,
+        etag: str | None = None,
     ) -> ObjectInfo:
         if precondition.is_conditional:
             # Fail before reading a large body when the answer is already known; checked again when committing.
@@ -257,14 +275,15 @@ class LocalBackend:
                     await to_thread.run_sync(self._write, fd, b"".join(pending), digest)
                     pending, pending_size = [], 0
             await to_thread.run_sync(self._write, fd, b"".join(pending), digest)
-            etag = f'"{digest.hexdigest()}"'
-            await to_thread.run_sync(self._finish, fd, content_type, etag)
+            etag = etag or f'"{digest.hexdigest()}"'
+            metadata = dict(metadata or {})
+            await to_thread.run_sync(self._finish, fd, content_type, etag, metadata)
             os.close(fd)
             fd = -1
             async with self._locks.hold(key):
                 st = await to_thread.run_sync(self._commit, key, dir_fd, temp, precondition)
             committed = True
-            return info_of(key, st, etag, content_type)
+            return info_of(key, st, etag, content_type, metadata)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -315,8 +334,12 @@ class LocalBackend:
                 content_type = os.getxattr(fd, CONTENT_TYPE_ATTR).decode()
             except OSError:
                 content_type = DEFAULT_CONTENT_TYPE
+            try:
+                metadata = json.loads(os.getxattr(fd, METADATA_ATTR))
+            except OSError:
+                metadata = {}
             head = os.pread(fd, st.st_size, 0) if st.st_size <= INLINE_READ else None
-            return LocalHandle(info_of(key, st, etag_of(fd, st), content_type), fd, head)
+            return LocalHandle(info_of(key, st, etag_of(fd, st), content_type, metadata), fd, head)
         except BaseException:
             os.close(fd)
             raise

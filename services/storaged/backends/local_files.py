@@ -6,7 +6,7 @@ Shared by the backend's reads and writes and its listing, which walks the tree i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo, ex
 
 CONTENT_TYPE_ATTR = "user.lakehouse.content_type"
 ETAG_ATTR = "user.lakehouse.etag"
+METADATA_ATTR = "user.lakehouse.metadata"  # JSON object of the user metadata, present only when there is some
 TEMP_MARK = "\\"  # in every temp file's name; never in a key
 
 
@@ -27,9 +28,11 @@ def etag_of(fd_or_path: int | str, st: os.stat_result) -> str:
         return f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
-def info_of(key: str, st: os.stat_result, etag: str, content_type: str) -> ObjectInfo:
+def info_of(
+    key: str, st: os.stat_result, etag: str, content_type: str, metadata: Mapping[str, str] | None = None
+) -> ObjectInfo:
     modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
-    return ObjectInfo(key, st.st_size, etag, modified, content_type)
+    return ObjectInfo(key, st.st_size, etag, modified, content_type, metadata or {})
 
 
 def walk(directory: Path, base: str, prefix: str, after: str, exclude: Sequence[str] = ()) -> Iterator[ObjectInfo]:

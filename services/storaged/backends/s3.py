@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,10 @@ PART_BYTES = 8 << 20
 PART_CONCURRENCY = 4  # parts in flight: bounds the memory of one upload to ~PART_BYTES * this
 READ_CHUNK = 1 << 20
 LIST_PAGE = 1000
+# obstore's attribute names that are not user metadata.
+STANDARD_ATTRIBUTES = frozenset(
+    {"Content-Disposition", "Content-Encoding", "Content-Language", "Content-Type", "Cache-Control", "Storage-Class"}
+)
 
 
 def _not_found(key: str) -> LakehouseError:
@@ -150,9 +154,18 @@ class S3Backend:
         return meta["e_tag"]
 
     async def put(
-        self, key: str, body: AsyncIterator[bytes], *, content_type: str, precondition: Precondition
+        self,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        content_type: str,
+        precondition: Precondition,
+        metadata: Mapping[str, str] | None = None,
+        etag: str | None = None,
     ) -> ObjectInfo:
-        attributes: dict[str, str] = {"Content-Type": content_type}
+        # Keys other than the standard attributes are the object's user metadata (x-amz-meta-* upstream).
+        metadata = {name.lower(): value for name, value in (metadata or {}).items()}
+        attributes: dict[str, str] = {**metadata, "Content-Type": content_type}
         async with self._locks.hold(key):
             if precondition.is_conditional:
                 check_precondition(key, precondition, await self._current_etag(key))
@@ -171,7 +184,8 @@ class S3Backend:
                     )
                 except (AlreadyExistsError, PreconditionError):
                     raise LakehouseError("precondition_failed", f"the condition on {key!r} failed") from None
-                return ObjectInfo(key, len(data), result["e_tag"] or "", _modified(datetime.now(UTC)), content_type)
+                now = _modified(datetime.now(UTC))
+                return ObjectInfo(key, len(data), result["e_tag"] or "", now, content_type, metadata)
             counted = [head_size]
 
             async def rest() -> AsyncIterator[bytes]:
@@ -190,7 +204,8 @@ class S3Backend:
                 chunk_size=PART_BYTES,
                 max_concurrency=PART_CONCURRENCY,
             )
-            return ObjectInfo(key, counted[0], result["e_tag"] or "", _modified(datetime.now(UTC)), content_type)
+            now = _modified(datetime.now(UTC))
+            return ObjectInfo(key, counted[0], result["e_tag"] or "", now, content_type, metadata)
 
     async def open(self, key: str) -> S3Handle:
         try:
@@ -198,8 +213,13 @@ class S3Backend:
         except FileNotFoundError:
             raise _not_found(key) from None
         meta = result.meta
-        content_type = str(result.attributes.get("Content-Type", DEFAULT_CONTENT_TYPE))
-        info = ObjectInfo(key, meta["size"], meta["e_tag"] or "", _modified(meta["last_modified"]), content_type)
+        attributes = dict(result.attributes)
+        content_type = str(attributes.pop("Content-Type", DEFAULT_CONTENT_TYPE))
+        metadata = {
+            str(name).lower(): str(value) for name, value in attributes.items() if name not in STANDARD_ATTRIBUTES
+        }
+        modified = _modified(meta["last_modified"])
+        info = ObjectInfo(key, meta["size"], meta["e_tag"] or "", modified, content_type, metadata)
         return S3Handle(info, self._store)
 
     async def delete(self, key: str) -> None:

@@ -6,13 +6,12 @@ reads to an S3 client, so the two APIs refuse the same things with each protocol
 
 from __future__ import annotations
 
-import secrets
 from typing import Literal
-from xml.sax.saxutils import escape
 
 from starlette.responses import Response
 
 from shared.errors import ErrorCode, LakehouseError
+from shared.web.s3_requests import error_xml, request_id
 
 S3ErrorCode = Literal[
     "AccessDenied",
@@ -101,11 +100,6 @@ S3_CODE_BY_NATIVE: dict[ErrorCode, S3ErrorCode] = {
 }
 
 
-def request_id() -> str:
-    """An id for x-amz-request-id and <RequestId>, as S3 gives one per request (16 hex digits, upper case)."""
-    return secrets.token_hex(8).upper()
-
-
 class S3Error(Exception):
     """An S3 refusal: raised anywhere in the S3 path, answered as S3's XML by `s3_error_response`."""
 
@@ -132,14 +126,6 @@ class S3Error(Exception):
         if code is None:
             return cls("InternalError", "We encountered an internal error. Please try again.", resource=resource)
         return cls(code, exc.message, resource=resource, headers=exc.headers)
-
-
-def error_xml(code: S3ErrorCode, message: str, *, resource: str, request: str) -> bytes:
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
-        f"<Resource>{escape(resource)}</Resource><RequestId>{request}</RequestId></Error>"
-    ).encode()
 
 
 def s3_error_response(exc: S3Error, *, request: str | None = None, head: bool = False) -> Response:

@@ -1,0 +1,254 @@
+"""Multipart uploads: parts stored under the S3 API's reserved prefix, assembled into the object on completion.
+
+An upload is `_s3/uploads/<id>/upload.json` (bucket, key, Content-Type, metadata, when it began) beside its parts
+`_s3/uploads/<id>/part-00001`…; nothing of it is visible as an object until CompleteMultipartUpload writes the whole
+object in one backend put (a reader sees the old object or the new one, never a part). Its ETag is S3's: the MD5 of
+the parts' MD5s, then `-<number of parts>`, so clients that check it (aws-cli, s3fs) are satisfied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import Response
+
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo, Precondition
+from services.storaged.s3.buckets import require_bucket
+from services.storaged.s3.context import S3Context, S3Request, single
+from services.storaged.s3.errors import S3Error
+from services.storaged.s3.xml import Node, child_text, children, document, parse, timestamp
+from services.storaged.schemas import S3_PREFIX
+from shared.errors import LakehouseError
+
+UPLOADS = S3_PREFIX + "uploads/"
+MIN_PART_BYTES = 5 << 20  # every part but the last, as S3 requires
+MAX_PART_NUMBER = 10_000
+XML = "application/xml"
+
+
+def _upload_prefix(upload_id: str) -> str:
+    return f"{UPLOADS}{upload_id}/"
+
+
+def _part_key(upload_id: str, number: int) -> str:
+    return f"{_upload_prefix(upload_id)}part-{number:05d}"
+
+
+def _no_such_upload(s3: S3Request) -> S3Error:
+    return S3Error(
+        "NoSuchUpload",
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or "
+        "completed.",
+        resource=s3.resource,
+    )
+
+
+async def _upload(context: S3Context, s3: S3Request) -> dict[str, Any]:
+    """The upload named by ?uploadId, which must be one for this bucket and key."""
+    upload_id = s3.query.get("uploadId", "")
+    if not upload_id.isalnum():
+        raise _no_such_upload(s3)
+    try:
+        handle = await context.backend.open(_upload_prefix(upload_id) + "upload.json")
+    except LakehouseError as exc:
+        if exc.code == "not_found":
+            raise _no_such_upload(s3) from None
+        raise
+    async with aclosing(handle.stream(None)) as chunks:
+        upload: dict[str, Any] = json.loads(b"".join([c async for c in chunks]))
+    await handle.aclose()
+    if upload["bucket"] != s3.bucket or upload["key"] != s3.key:
+        raise _no_such_upload(s3)
+    upload["id"] = upload_id
+    return upload
+
+
+async def create_upload(context: S3Context, s3: S3Request) -> Response:
+    s3.native_key  # noqa: B018 - the key is checked before anything is written
+    await require_bucket(context, s3)
+    upload_id = secrets.token_hex(16)
+    upload = {
+        "bucket": s3.bucket,
+        "key": s3.key,
+        "content_type": s3.headers.get("content-type") or DEFAULT_CONTENT_TYPE,
+        "metadata": s3.metadata,
+        "initiated": datetime.now(UTC).isoformat(),
+    }
+    await context.backend.put(
+        _upload_prefix(upload_id) + "upload.json",
+        single(json.dumps(upload).encode()),
+        content_type="application/json",
+        precondition=Precondition(if_none_match=True),
+    )
+    body = document("InitiateMultipartUploadResult", [("Bucket", s3.bucket), ("Key", s3.key), ("UploadId", upload_id)])
+    return Response(body, media_type=XML)
+
+
+def _part_number(s3: S3Request) -> int:
+    raw = s3.query.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+        raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive")
+    return int(raw)
+
+
+async def upload_part(context: S3Context, s3: S3Request) -> Response:
+    if "x-amz-copy-source" in s3.headers:
+        raise S3Error("NotImplemented", "UploadPartCopy is not supported; copy the object with CopyObject instead")
+    number = _part_number(s3)
+    upload = await _upload(context, s3)
+    info = await context.backend.put(
+        _part_key(upload["id"], number),
+        s3.body(context.max_put_bytes),
+        content_type="application/octet-stream",
+        precondition=Precondition(),
+    )
+    context.received(info.size)
+    return Response(status_code=200, headers={"etag": info.etag})
+
+
+async def _parts(context: S3Context, upload_id: str) -> dict[int, ObjectInfo]:
+    prefix = _upload_prefix(upload_id) + "part-"
+    found = await context.backend.list(prefix, after=None, limit=MAX_PART_NUMBER)
+    return {int(info.key.removeprefix(prefix)): info for info in found}
+
+
+async def list_parts(context: S3Context, s3: S3Request) -> Response:
+    upload = await _upload(context, s3)
+    parts = await _parts(context, upload["id"])
+    marker_raw = s3.query.get("part-number-marker", "0")
+    max_raw = s3.query.get("max-parts", "1000")
+    if not marker_raw.isdigit() or not max_raw.isdigit():
+        raise S3Error("InvalidArgument", "part-number-marker and max-parts must be non-negative integers")
+    after, most = int(marker_raw), min(int(max_raw), 1000)
+    numbers = [n for n in sorted(parts) if n > after]
+    shown, truncated = numbers[:most], len(numbers) > most
+    entries: list[Node] = [
+        (
+            "Part",
+            [
+                ("PartNumber", n),
+                ("LastModified", timestamp(parts[n].last_modified)),
+                ("ETag", parts[n].etag),
+                ("Size", parts[n].size),
+            ],
+        )
+        for n in shown
+    ]
+    head: list[Node] = [
+        ("Bucket", s3.bucket),
+        ("Key", s3.key),
+        ("UploadId", upload["id"]),
+        ("PartNumberMarker", after),
+        ("NextPartNumberMarker", shown[-1] if shown else after),
+        ("MaxParts", most),
+        ("IsTruncated", truncated),
+        ("StorageClass", "STANDARD"),
+    ]
+    return Response(document("ListPartsResult", [*head, *entries]), media_type=XML)
+
+
+def _requested_parts(body: bytes) -> list[tuple[int, str]]:
+    request = parse(body, "CompleteMultipartUpload")
+    wanted: list[tuple[int, str]] = []
+    for part in children(request, "Part"):
+        number, etag = child_text(part, "PartNumber"), child_text(part, "ETag")
+        if number is None or etag is None or not number.strip().isdigit():
+            raise S3Error("MalformedXML", "every <Part> needs a <PartNumber> and an <ETag>")
+        wanted.append((int(number), etag.strip()))
+    if not wanted:
+        raise S3Error("MalformedXML", "a CompleteMultipartUpload names at least one part")
+    return wanted
+
+
+def _normalized(etag: str) -> str:
+    return etag.strip().strip('"')
+
+
+async def complete_upload(context: S3Context, s3: S3Request) -> Response:
+    upload = await _upload(context, s3)
+    wanted = _requested_parts(await s3.read_xml())
+    numbers = [n for n, _ in wanted]
+    if numbers != sorted(set(numbers)):
+        raise S3Error(
+            "InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number."
+        )
+    stored = await _parts(context, upload["id"])
+    chosen: list[ObjectInfo] = []
+    for number, etag in wanted:
+        info = stored.get(number)
+        if info is None or _normalized(info.etag) != _normalized(etag):
+            raise S3Error(
+                "InvalidPart",
+                f"One or more of the specified parts could not be found (part {number}), or its ETag does not match.",
+            )
+        chosen.append(info)
+    for info in chosen[:-1]:
+        if info.size < MIN_PART_BYTES:
+            raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
+    md5s = b"".join(bytes.fromhex(_normalized(info.etag)) for info in chosen)
+    etag = f'"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"'
+
+    async def assembled() -> AsyncIterator[bytes]:
+        for info in chosen:
+            handle = await context.backend.open(info.key)
+            try:
+                async with aclosing(handle.stream(None)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+            finally:
+                await handle.aclose()
+
+    written = await context.backend.put(
+        s3.native_key,
+        assembled(),
+        content_type=upload["content_type"],
+        precondition=Precondition(),
+        metadata=upload["metadata"],
+        etag=etag,
+    )
+    await _remove(context, upload["id"])
+    body = document(
+        "CompleteMultipartUploadResult",
+        [("Location", f"/{s3.bucket}/{s3.key}"), ("Bucket", s3.bucket), ("Key", s3.key), ("ETag", written.etag)],
+    )
+    return Response(body, media_type=XML)
+
+
+async def _remove(context: S3Context, upload_id: str) -> None:
+    for info in await context.backend.list(_upload_prefix(upload_id), after=None, limit=MAX_PART_NUMBER + 1):
+        await context.backend.delete(info.key)
+
+
+async def abort_upload(context: S3Context, s3: S3Request) -> Response:
+    upload = await _upload(context, s3)
+    await _remove(context, upload["id"])
+    return Response(status_code=204)
+
+
+async def list_uploads(context: S3Context, s3: S3Request) -> Response:
+    await require_bucket(context, s3)
+    prefix = s3.query.get("prefix", "")
+    found: list[tuple[str, str, datetime]] = []
+    for info in await context.backend.list(UPLOADS, after=None, limit=100_000):
+        if not info.key.endswith("/upload.json"):
+            continue
+        handle = await context.backend.open(info.key)
+        async with aclosing(handle.stream(None)) as chunks:
+            upload = json.loads(b"".join([c async for c in chunks]))
+        await handle.aclose()
+        if upload["bucket"] != s3.bucket or not upload["key"].startswith(prefix):
+            continue
+        upload_id = info.key.removeprefix(UPLOADS).partition("/")[0]
+        found.append((upload["key"], upload_id, datetime.fromisoformat(upload["initiated"])))
+    entries: list[Node] = [
+        ("Upload", [("Key", key), ("UploadId", upload_id), ("Initiated", timestamp(initiated))])
+        for key, upload_id, initiated in sorted(found)
+    ]
+    head: list[Node] = [("Bucket", s3.bucket), ("Prefix", prefix), ("MaxUploads", 1000), ("IsTruncated", False)]
+    return Response(document("ListMultipartUploadsResult", [*head, *entries]), media_type=XML)
