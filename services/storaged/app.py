@@ -32,7 +32,7 @@ from services.storaged.backends import build_backend
 from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition
 from services.storaged.keys import check_key, check_prefix, check_public_key, check_public_prefix
 from services.storaged.ranges import resolve_range
-from services.storaged.responses import ObjectResponse, object_headers
+from services.storaged.responses import ObjectResponse, not_modified
 from services.storaged.s3.app import S3Api, S3Door
 from services.storaged.s3.context import S3Context
 from services.storaged.s3.sigv4 import Verifier
@@ -118,10 +118,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
                 info = handle.info
                 if_none_match = request.headers.get("if-none-match")
                 if if_none_match is not None and etag_matches(if_none_match, info.etag):
-                    headers = object_headers(info)
-                    del headers["content-type"]
                     await handle.aclose()
-                    return Response(status_code=304, headers=headers)
+                    return not_modified(info)
                 if_range = request.headers.get("if-range")
                 wants_range = if_range is None or if_range.strip() == info.etag
                 span = resolve_range(request.headers.get("range"), info.size) if wants_range else None

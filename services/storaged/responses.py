@@ -30,6 +30,13 @@ def object_headers(info: ObjectInfo) -> dict[str, str]:
     return headers
 
 
+def not_modified(info: ObjectInfo) -> Response:
+    """304 for a GET whose If-None-Match (or If-Modified-Since) matched: the validators, no type, no body."""
+    headers = object_headers(info)
+    del headers["content-type"]
+    return Response(status_code=304, headers=headers)
+
+
 class ObjectResponse(Response):
     """200 with the whole object or 206 with `span`; HEAD gets the same headers and no body."""
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectHandle, Precondition
 from services.storaged.keys import check_public_key
 from services.storaged.ranges import resolve_range
-from services.storaged.responses import ObjectResponse, object_headers
+from services.storaged.responses import ObjectResponse, not_modified
 from services.storaged.s3.buckets import bucket_exists, require_bucket
 from services.storaged.s3.context import S3Context, S3Request
 from services.storaged.s3.errors import S3Error
@@ -99,9 +99,7 @@ def _conditional(s3: S3Request, handle: ObjectHandle) -> Response | None:
     if (if_none_match is not None and etag_matches(if_none_match, info.etag)) or (
         if_none_match is None and modified_since is not None and info.last_modified <= modified_since
     ):
-        headers = object_headers(info)
-        del headers["content-type"]
-        return Response(status_code=304, headers=headers)
+        return not_modified(info)
     return None
 
 
