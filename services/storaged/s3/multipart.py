@@ -49,20 +49,28 @@ def _no_such_upload(s3: S3Request) -> S3Error:
     )
 
 
+async def _read_record(context: S3Context, key: str) -> dict[str, Any]:
+    """An upload's record (upload.json), read whole."""
+    handle = await context.backend.open(key)
+    try:
+        async with aclosing(handle.stream(None)) as chunks:
+            record: dict[str, Any] = json.loads(b"".join([c async for c in chunks]))
+    finally:
+        await handle.aclose()
+    return record
+
+
 async def _upload(context: S3Context, s3: S3Request) -> dict[str, Any]:
     """The upload named by ?uploadId, which must be one for this bucket and key."""
     upload_id = s3.query.get("uploadId", "")
     if not upload_id.isalnum():
         raise _no_such_upload(s3)
     try:
-        handle = await context.backend.open(_upload_prefix(upload_id) + "upload.json")
+        upload = await _read_record(context, _upload_prefix(upload_id) + "upload.json")
     except LakehouseError as exc:
         if exc.code == "not_found":
             raise _no_such_upload(s3) from None
         raise
-    async with aclosing(handle.stream(None)) as chunks:
-        upload: dict[str, Any] = json.loads(b"".join([c async for c in chunks]))
-    await handle.aclose()
     if upload["bucket"] != s3.bucket or upload["key"] != s3.key:
         raise _no_such_upload(s3)
     upload["id"] = upload_id
@@ -170,6 +178,16 @@ def _normalized(etag: str) -> str:
     return etag.strip().strip('"')
 
 
+def multipart_etag(parts: list[ObjectInfo]) -> str | None:
+    """S3's ETag of an object assembled from `parts`: the MD5 of their MD5s, then -N. None when a part's ETag is no
+    plain MD5 (on the s3 backend a large part is itself stored in parts): that backend keeps its server's ETag."""
+    digests = [_normalized(info.etag) for info in parts]
+    if not all(len(d) == 32 and all(c in "0123456789abcdef" for c in d) for d in digests):
+        return None
+    md5s = b"".join(bytes.fromhex(d) for d in digests)
+    return f'"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(parts)}"'
+
+
 async def complete_upload(context: S3Context, s3: S3Request) -> Response:
     upload = await _upload(context, s3)
     wanted = _requested_parts(await s3.read_xml())
@@ -191,8 +209,7 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
     for info in chosen[:-1]:
         if info.size < MIN_PART_BYTES:
             raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
-    md5s = b"".join(bytes.fromhex(_normalized(info.etag)) for info in chosen)
-    etag = f'"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"'
+    assembled_etag = multipart_etag(chosen)
 
     async def assembled() -> AsyncIterator[bytes]:
         for info in chosen:
@@ -210,7 +227,7 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
         content_type=upload["content_type"],
         precondition=Precondition(),
         metadata=upload["metadata"],
-        etag=etag,
+        etag=assembled_etag,
     )
     await _remove(context, upload["id"])
     body = document(
@@ -238,10 +255,7 @@ async def list_uploads(context: S3Context, s3: S3Request) -> Response:
     for info in await context.backend.list(UPLOADS, after=None, limit=100_000):
         if not info.key.endswith("/upload.json"):
             continue
-        handle = await context.backend.open(info.key)
-        async with aclosing(handle.stream(None)) as chunks:
-            upload = json.loads(b"".join([c async for c in chunks]))
-        await handle.aclose()
+        upload = await _read_record(context, info.key)
         if upload["bucket"] != s3.bucket or not upload["key"].startswith(prefix):
             continue
         upload_id = info.key.removeprefix(UPLOADS).partition("/")[0]
