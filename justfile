@@ -83,3 +83,7 @@ bench-vectors *args:
 # Embedding benchmark: the built-in model's texts/s (batch 64) in-process and via embedd; cache-hit req/s at c16
 bench-embed *args:
     uv run python -m scripts.bench_embed {{args}}
+
+# S3 API benchmark: 256 MiB GET and PUT (boto3 multipart, presigned curl) vs the native API, 4 KiB GETs at c16
+bench-s3 *args:
+    uv run python -m scripts.bench_s3 {{args}}

@@ -92,7 +92,8 @@ def _count(pattern: str, text: str) -> int:
 async def _python_load(url: str, connections: int, seconds: int, body: bytes | None) -> tuple[float, float, float, int]:
     parsed = httpx.URL(url)
     method = b"POST" if body is not None else b"GET"
-    head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, parsed.raw_path, parsed.host.encode())
+    # Host names the port too: a SigV4-signed (presigned) URL signs host:port.
+    head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, parsed.raw_path, parsed.netloc)
     if body is not None:
         head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
     request = head + b"\r\n" + (body or b"")

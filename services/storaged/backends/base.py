@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -92,6 +92,13 @@ class Backend(Protocol):
         server gives, since the server, not storaged, answers for it."""
         ...
 
+    async def compose(
+        self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
+    ) -> ObjectInfo:
+        """Store the objects `parts`, one after another, as the object `key` (CompleteMultipartUpload), which
+        appears whole or not at all, with `etag` as in `put`; the local backend copies inside the kernel."""
+        ...
+
     async def open(self, key: str) -> ObjectHandle: ...
 
     async def delete(self, key: str) -> None: ...
@@ -102,6 +109,18 @@ class Backend(Protocol):
         """Up to `limit` objects whose keys start with `prefix` and sort after `after`, sorted by key, none of them
         `excluded` by one of the prefixes in `exclude` (the reserved prefixes, for a public listing)."""
         ...
+
+
+async def concatenated(backend: Backend, keys: Sequence[str]) -> AsyncIterator[bytes]:
+    """The bytes of the objects `keys`, one after another (a compose that streams through `put`)."""
+    for key in keys:
+        handle = await backend.open(key)
+        try:
+            async with aclosing(handle.stream(None)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            await handle.aclose()
 
 
 class BackendUnavailable(StartupFailed):

@@ -20,8 +20,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from anyio import to_thread
@@ -29,26 +28,25 @@ from anyio import to_thread
 from services.storaged.backends.base import (
     DEFAULT_CONTENT_TYPE,
     BackendUnavailable,
-    FileRegion,
     KeyLocks,
     ObjectInfo,
     Precondition,
     check_precondition,
+    concatenated,
 )
 from services.storaged.backends.local_files import (
     CONTENT_TYPE_ATTR,
     ETAG_ATTR,
     METADATA_ATTR,
     TEMP_MARK,
+    LocalHandle,
     etag_of,
     info_of,
     walk,
 )
-from services.storaged.ranges import Span
 from shared.errors import LakehouseError
 
 WRITE_BLOCK = 1 << 20  # bytes gathered before one write in a worker thread
-READ_BLOCK = 1 << 20
 INLINE_READ = 256 << 10  # objects this small are read while opening: one thread hop per small GET
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -76,39 +74,6 @@ def _is_symlink(name: str, dir_fd: int) -> bool:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
-
-
-@dataclass
-class LocalHandle:
-    info: ObjectInfo
-    fd: int
-    head: bytes | None  # the whole object when it was small enough to read while opening
-    closed: bool = field(default=False)
-
-    async def stream(self, span: Span | None) -> AsyncGenerator[bytes, None]:
-        start, end = (span.start, span.end + 1) if span else (0, self.info.size)
-        if self.head is not None:
-            if end > start:
-                yield self.head[start:end]
-            return
-        position = start
-        while position < end:
-            chunk = await to_thread.run_sync(os.pread, self.fd, min(READ_BLOCK, end - position), position)
-            if not chunk:
-                return  # truncated under us (by hand): end rather than spin
-            position += len(chunk)
-            yield chunk
-
-    def file_region(self, span: Span | None) -> FileRegion | None:
-        if self.head is not None:
-            return None
-        start, end = (span.start, span.end + 1) if span else (0, self.info.size)
-        return FileRegion(self.fd, start, end - start)
-
-    async def aclose(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.fd)
 
 
 class LocalBackend:
@@ -217,8 +182,9 @@ class LocalBackend:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _write(fd: int, data: bytes, digest: hashlib._Hash) -> None:
-        digest.update(data)
+    def _write(fd: int, data: bytes, digest: hashlib._Hash | None) -> None:
+        if digest is not None:
+            digest.update(data)
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
@@ -261,22 +227,66 @@ class LocalBackend:
         if precondition.is_conditional:
             # Fail before reading a large body when the answer is already known; checked again when committing.
             await to_thread.run_sync(self._precheck, key, precondition)
-        fds, temp, fd = await to_thread.run_sync(self._begin, key)
-        dir_fd = fds[-1] if fds else self._root_fd
-        committed = False
-        try:
+
+        async def fill(fd: int) -> str:
+            # An ETag given (a multipart upload's) is not the content's MD5: no need to compute one.
             digest = hashlib.md5(usedforsecurity=False)
+            feed = digest if etag is None else None
             pending: list[bytes] = []
             pending_size = 0
             async for chunk in body:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= WRITE_BLOCK:
-                    await to_thread.run_sync(self._write, fd, b"".join(pending), digest)
+                    await to_thread.run_sync(self._write, fd, b"".join(pending), feed)
                     pending, pending_size = [], 0
-            await to_thread.run_sync(self._write, fd, b"".join(pending), digest)
-            etag = etag or f'"{digest.hexdigest()}"'
-            metadata = dict(metadata or {})
+            await to_thread.run_sync(self._write, fd, b"".join(pending), feed)
+            return etag or f'"{digest.hexdigest()}"'
+
+        return await self._store(key, fill, content_type, precondition, dict(metadata or {}))
+
+    async def compose(
+        self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
+    ) -> ObjectInfo:
+        if etag is None:  # no ETag to keep: put computes the content's MD5
+            body = concatenated(self, parts)
+            return await self.put(key, body, content_type=content_type, precondition=Precondition(), metadata=metadata)
+        given = etag
+
+        async def fill(fd: int) -> str:
+            await to_thread.run_sync(self._concatenate, fd, parts)
+            return given
+
+        return await self._store(key, fill, content_type, Precondition(), dict(metadata))
+
+    def _concatenate(self, fd: int, parts: Sequence[str]) -> None:
+        for part in parts:
+            handle = self._open(part)
+            try:
+                offset, remaining = 0, handle.info.size
+                while remaining:
+                    copied = os.copy_file_range(handle.fd, fd, remaining, offset, None)
+                    if not copied:
+                        raise LakehouseError("not_found", f"the part {part!r} shrank while it was assembled")
+                    offset += copied
+                    remaining -= copied
+            finally:
+                os.close(handle.fd)
+
+    async def _store(
+        self,
+        key: str,
+        fill: Callable[[int], Awaitable[str]],
+        content_type: str,
+        precondition: Precondition,
+        metadata: dict[str, str],
+    ) -> ObjectInfo:
+        """Write a temp file beside `key` with `fill` (which answers the ETag), fsync it, rename it into place."""
+        fds, temp, fd = await to_thread.run_sync(self._begin, key)
+        dir_fd = fds[-1] if fds else self._root_fd
+        committed = False
+        try:
+            etag = await fill(fd)
             await to_thread.run_sync(self._finish, fd, content_type, etag, metadata)
             os.close(fd)
             fd = -1

@@ -1,4 +1,5 @@
-"""What the local backend's files look like on disk: the attributes beside the bytes, temp names, key order.
+"""What the local backend's files look like on disk: the attributes beside the bytes, temp names, key order, and
+the handle on an open one.
 
 Shared by the backend's reads and writes and its listing, which walks the tree in the order of the keys.
 """
@@ -6,16 +7,21 @@ Shared by the backend's reads and writes and its listing, which walks the tree i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo, excluded
+from anyio import to_thread
+
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, FileRegion, ObjectInfo, excluded
+from services.storaged.ranges import Span
 
 CONTENT_TYPE_ATTR = "user.lakehouse.content_type"
 ETAG_ATTR = "user.lakehouse.etag"
 METADATA_ATTR = "user.lakehouse.metadata"  # JSON object of the user metadata, present only when there is some
 TEMP_MARK = "\\"  # in every temp file's name; never in a key
+READ_BLOCK = 1 << 20
 
 
 def etag_of(fd_or_path: int | str, st: os.stat_result) -> str:
@@ -68,3 +74,36 @@ def walk(directory: Path, base: str, prefix: str, after: str, exclude: Sequence[
         except FileNotFoundError:
             continue
         yield info_of(key, st, etag_of(entry.path, st), DEFAULT_CONTENT_TYPE)
+
+
+@dataclass
+class LocalHandle:
+    info: ObjectInfo
+    fd: int
+    head: bytes | None  # the whole object when it was small enough to read while opening
+    closed: bool = field(default=False)
+
+    async def stream(self, span: Span | None) -> AsyncGenerator[bytes, None]:
+        start, end = (span.start, span.end + 1) if span else (0, self.info.size)
+        if self.head is not None:
+            if end > start:
+                yield self.head[start:end]
+            return
+        position = start
+        while position < end:
+            chunk = await to_thread.run_sync(os.pread, self.fd, min(READ_BLOCK, end - position), position)
+            if not chunk:
+                return  # truncated under us (by hand): end rather than spin
+            position += len(chunk)
+            yield chunk
+
+    def file_region(self, span: Span | None) -> FileRegion | None:
+        if self.head is not None:
+            return None
+        start, end = (span.start, span.end + 1) if span else (0, self.info.size)
+        return FileRegion(self.fd, start, end - start)
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)

@@ -28,6 +28,7 @@ from services.storaged.backends.base import (
     ObjectInfo,
     Precondition,
     check_precondition,
+    concatenated,
     excluded,
 )
 from services.storaged.ranges import Span
@@ -206,6 +207,15 @@ class S3Backend:
             )
             now = _modified(datetime.now(UTC))
             return ObjectInfo(key, counted[0], result["e_tag"] or "", now, content_type, metadata)
+
+    async def compose(
+        self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
+    ) -> ObjectInfo:
+        # Streamed through this process into one upload to the bucket.
+        body = concatenated(self, parts)
+        return await self.put(
+            key, body, content_type=content_type, precondition=Precondition(), metadata=metadata, etag=etag
+        )
 
     async def open(self, key: str) -> S3Handle:
         try:

@@ -15,7 +15,7 @@ from services.storaged.backends.base import Precondition
 from services.storaged.s3.context import BUCKET_NAME, IP_ADDRESS, S3Context, S3Request, check_bucket_name, single
 from services.storaged.s3.errors import S3Error
 from services.storaged.s3.levels import list_level
-from services.storaged.s3.xml import document, timestamp
+from services.storaged.s3.xml import Node, document, timestamp
 from services.storaged.schemas import RESERVED_PREFIXES, S3_PREFIX
 from shared.errors import LakehouseError
 
@@ -59,9 +59,13 @@ async def list_buckets(context: S3Context, s3: S3Request) -> Response:
         if BUCKET_NAME.match(name) and not IP_ADDRESS.match(name):
             found.setdefault(name, first.last_modified)
     buckets = [("Bucket", [("Name", name), ("CreationDate", timestamp(found[name]))]) for name in sorted(found)]
-    owner = ("Owner", [("ID", s3.auth.access_key_id), ("DisplayName", s3.auth.access_key_id)])
-    body = document("ListAllMyBucketsResult", [owner, ("Buckets", buckets)])
+    body = document("ListAllMyBucketsResult", [owner(s3), ("Buckets", buckets)])
     return Response(body, media_type=XML)
+
+
+def owner(s3: S3Request) -> Node:
+    """The owner of every bucket and object: the key pair that signed (one store, one owner per key)."""
+    return ("Owner", [("ID", s3.auth.access_key_id), ("DisplayName", s3.auth.access_key_id)])
 
 
 async def create_bucket(context: S3Context, s3: S3Request) -> Response:

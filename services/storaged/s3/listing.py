@@ -14,7 +14,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from services.storaged.keys import check_prefix
-from services.storaged.s3.buckets import require_bucket
+from services.storaged.s3.buckets import owner, require_bucket
 from services.storaged.s3.context import S3Context, S3Request
 from services.storaged.s3.errors import S3Error
 from services.storaged.s3.levels import PAST_EVERYTHING_UNDER, Level, list_level
@@ -69,22 +69,20 @@ async def _level(context: S3Context, s3: S3Request, after: str | None) -> tuple[
     return level, prefix, delimiter, max_keys
 
 
-def _entries(s3: S3Request, level: Level, encode: Callable[[str], str]) -> list[Node]:
+def _entries(s3: S3Request, level: Level, encode: Callable[[str], str], *, owners: bool) -> list[Node]:
     strip = len(s3.bucket) + 1
     nodes: list[Node] = []
     for info in level.objects:
-        nodes.append(
-            (
-                "Contents",
-                [
-                    ("Key", encode(info.key[strip:])),
-                    ("LastModified", timestamp(info.last_modified)),
-                    ("ETag", info.etag),
-                    ("Size", info.size),
-                    ("StorageClass", "STANDARD"),
-                ],
-            )
-        )
+        entry: list[Node] = [
+            ("Key", encode(info.key[strip:])),
+            ("LastModified", timestamp(info.last_modified)),
+            ("ETag", info.etag),
+            ("Size", info.size),
+            ("StorageClass", "STANDARD"),
+        ]
+        if owners:
+            entry.append(owner(s3))
+        nodes.append(("Contents", entry))
     for common, _ in level.prefixes:
         nodes.append(("CommonPrefixes", [("Prefix", encode(common[strip:]))]))
     return nodes
@@ -109,7 +107,9 @@ async def list_objects_v2(context: S3Context, s3: S3Request) -> Response:
         ("StartAfter", encode(start_after) if start_after else None),
         ("NextContinuationToken", _token(level.cursor) if level.truncated and level.cursor else None),
     ]
-    return Response(document("ListBucketResult", [*head, *_entries(s3, level, encode)]), media_type="application/xml")
+    owners = s3.query.get("fetch-owner", "").lower() == "true"  # V2 names owners only when asked
+    body = document("ListBucketResult", [*head, *_entries(s3, level, encode, owners=owners)])
+    return Response(body, media_type="application/xml")
 
 
 async def list_objects_v1(context: S3Context, s3: S3Request) -> Response:
@@ -135,4 +135,5 @@ async def list_objects_v1(context: S3Context, s3: S3Request) -> Response:
         ("EncodingType", s3.query.get("encoding-type")),
         ("NextMarker", next_marker),
     ]
-    return Response(document("ListBucketResult", [*head, *_entries(s3, level, encode)]), media_type="application/xml")
+    body = document("ListBucketResult", [*head, *_entries(s3, level, encode, owners=True)])  # V1 always does
+    return Response(body, media_type="application/xml")

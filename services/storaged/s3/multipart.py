@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
@@ -211,21 +210,10 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
             raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
     assembled_etag = multipart_etag(chosen)
 
-    async def assembled() -> AsyncIterator[bytes]:
-        for info in chosen:
-            handle = await context.backend.open(info.key)
-            try:
-                async with aclosing(handle.stream(None)) as chunks:
-                    async for chunk in chunks:
-                        yield chunk
-            finally:
-                await handle.aclose()
-
-    written = await context.backend.put(
+    written = await context.backend.compose(
         s3.native_key,
-        assembled(),
+        [info.key for info in chosen],
         content_type=upload["content_type"],
-        precondition=Precondition(),
         metadata=upload["metadata"],
         etag=assembled_etag,
     )

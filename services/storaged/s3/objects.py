@@ -27,6 +27,16 @@ from shared.web.etags import etag_matches
 MAX_DELETE_KEYS = 1000
 EMPTY_ETAG = f'"{hashlib.md5(b"", usedforsecurity=False).hexdigest()}"'
 XML = "application/xml"
+# GetObject's query parameters that set a header of this one response (S3 takes them on signed requests only, and
+# every request here is signed).
+RESPONSE_OVERRIDES = {
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+    "response-content-language": "content-language",
+    "response-content-type": "content-type",
+    "response-expires": "expires",
+}
 
 
 def _precondition(s3: S3Request) -> Precondition:
@@ -114,7 +124,11 @@ async def get_object(context: S3Context, s3: S3Request) -> Response:
     except BaseException:
         await handle.aclose()
         raise
-    return ObjectResponse(handle, span, sent=context.sent)
+    response = ObjectResponse(handle, span, sent=context.sent)
+    for parameter, header in RESPONSE_OVERRIDES.items():
+        if parameter in s3.query:
+            response.headers[header] = s3.query[parameter]
+    return response
 
 
 async def delete_object(context: S3Context, s3: S3Request) -> Response:

@@ -70,8 +70,7 @@ def test_presigned_urls_expire_and_signature_v2_is_named(lakehouse: Endpoint) ->
     v4.create_bucket(Bucket="links")
     v4.put_object(Bucket="links", Key="k", Body=b"v")
     url = v4.generate_presigned_url("get_object", Params={"Bucket": "links", "Key": "k"}, ExpiresIn=1)
-    assert httpx.get(url).content == b"v"
-    time.sleep(2.1)
+    time.sleep(2.1)  # X-Amz-Date has whole seconds: past 1 s after it whenever it was signed
     expired = httpx.get(url)
     assert (expired.status_code, s3_code(expired)) == (403, "AccessDenied")
     assert "expired" in expired.text
@@ -79,6 +78,32 @@ def test_presigned_urls_expire_and_signature_v2_is_named(lakehouse: Endpoint) ->
     refused = httpx.get(v2_url)
     assert (refused.status_code, s3_code(refused)) == (400, "InvalidRequest")
     assert "AWS4-HMAC-SHA256" in refused.text
+
+
+def test_a_tampered_presigned_url_is_refused_and_writes_nothing(lakehouse: Endpoint) -> None:
+    assert lakehouse.root is not None
+    s3 = lakehouse.client(signature_version="s3v4")
+    s3.create_bucket(Bucket="links")
+    s3.put_object(Bucket="links", Key="public", Body=b"shared")
+    s3.put_object(Bucket="links", Key="private", Body=b"secret")
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "links", "Key": "public"}, ExpiresIn=60)
+    assert httpx.get(get_url).content == b"shared"
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "links", "Key": "upload"}, ExpiresIn=60)
+    tampered = {
+        "another key": get_url.replace("/links/public?", "/links/private?"),
+        "a longer life": get_url.replace("X-Amz-Expires=60", "X-Amz-Expires=604800"),
+        "an added parameter": get_url + "&response-content-type=text%2Fhtml",
+        "a GET turned into a PUT": get_url.replace("/links/public?", "/links/upload?"),
+    }
+    for why, url in tampered.items():
+        method = "PUT" if "PUT" in why else "GET"
+        answer = httpx.request(method, url, content=b"overwrite" if method == "PUT" else None)
+        assert (answer.status_code, s3_code(answer)) == (403, "SignatureDoesNotMatch"), why
+        assert "secret" not in answer.text
+    as_get = httpx.get(put_url)  # a presigned PUT does not also grant a GET
+    assert (as_get.status_code, s3_code(as_get)) == (403, "SignatureDoesNotMatch")
+    assert not (lakehouse.root / "links" / "upload").exists()
+    assert sorted(p.name for p in (lakehouse.root / "links").iterdir()) == ["private", "public"]
 
 
 def test_a_body_that_is_not_what_was_signed_stores_nothing(lakehouse: Endpoint) -> None:

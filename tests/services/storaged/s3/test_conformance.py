@@ -57,6 +57,18 @@ def test_objects_keep_their_bytes_type_etag_and_metadata(endpoint: Endpoint) -> 
     assert got["ContentLength"] == len(body)
     head = s3.head_object(Bucket="docs", Key="notes/día 1.txt")
     assert (head["ETag"], head["ContentLength"], head["Metadata"]) == (put["ETag"], len(body), {"author": "ada"})
+    overridden = s3.get_object(
+        Bucket="docs",
+        Key="notes/día 1.txt",
+        ResponseContentType="application/octet-stream",
+        ResponseContentDisposition='attachment; filename="day1.txt"',
+        ResponseCacheControl="no-store",
+    )
+    assert overridden["Body"].read() == body
+    assert overridden["ContentType"] == "application/octet-stream"
+    assert overridden["ContentDisposition"] == 'attachment; filename="day1.txt"'
+    assert overridden["CacheControl"] == "no-store"
+    assert s3.head_object(Bucket="docs", Key="notes/día 1.txt")["ContentType"] == "text/plain"  # one response only
     ranged = s3.get_object(Bucket="docs", Key="notes/día 1.txt", Range="bytes=7-15")
     assert ranged["Body"].read() == body[7:16]
     assert ranged["ContentRange"] == f"bytes 7-15/{len(body)}"
@@ -107,6 +119,10 @@ def test_listing_pages_prefixes_and_delimiters(endpoint: Endpoint) -> None:
         for page in v1.paginate(Bucket="tree", PaginationConfig={"PageSize": 3})
         for o in page.get("Contents", [])
     ] == keys
+    assert "Owner" not in s3.list_objects_v2(Bucket="tree")["Contents"][0]
+    owned = s3.list_objects_v2(Bucket="tree", FetchOwner=True)["Contents"]
+    assert all(o["Owner"]["ID"] for o in owned)
+    assert all(o["Owner"]["ID"] for o in s3.list_objects(Bucket="tree")["Contents"])
     empty = s3.list_objects_v2(Bucket="tree", Prefix="zzz")
     assert (empty["KeyCount"], "Contents" in empty) == (0, False)
 

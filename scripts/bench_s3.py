@@ -1,0 +1,144 @@
+"""`just bench-s3`: the S3 API against the native `/v1/storage` API, both through the gateway, same run, local backend.
+
+Large transfers: a 256 MiB GET (curl; a presigned URL for S3, so curl signs nothing and storaged checks a full SigV4
+signature), a 256 MiB PUT the way each API's clients send it (curl -T for native; boto3's multipart upload with its
+default CRC32 trailing checksums for S3, then a presigned single PUT with curl for the like-for-like row). Small
+objects: 4 KiB GETs at c16, native vs presigned S3 — every S3 request pays canonicalisation and the HMAC chain (the
+signing key is cached per secret/day/region, the rest is per request). Each large transfer runs `--repeat` times and
+the median counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+import httpx
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from scripts.bench_storage import curl_seconds
+from scripts.benchlib import Result, announce_load_generator, measure, process
+from scripts.net import free_port
+
+MIB = 1 << 20
+ACCESS_KEY = "bench-key"
+SECRET_KEY = "bench-secret-0123456789abcdef"
+
+
+def median_of(repeat: int, run: Callable[[], float]) -> float:
+    return statistics.median(run() for _ in range(repeat))
+
+
+def timed(run: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mib", type=int, default=256, help="size of the large object")
+    parser.add_argument("--part-mib", type=int, default=16, help="multipart part size")
+    parser.add_argument("--seconds", type=int, default=8, help="duration of each small-GET measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each large transfer (the median counts)")
+    args = parser.parse_args()
+    size = args.mib * MIB
+    work = Path(tempfile.mkdtemp(prefix="bench-s3-"))
+    try:
+        source = work / "source.bin"
+        with source.open("wb") as f:
+            for _ in range(args.mib):
+                f.write(os.urandom(MIB))
+        storaged_port, gateway_port = free_port(), free_port()
+        storaged = f"http://127.0.0.1:{storaged_port}"
+        gateway = f"http://127.0.0.1:{gateway_port}"
+        env = {
+            "LH_CONFIG": "/dev/null/none.toml",
+            "LH_LOG__LEVEL": "warning",
+            "LH_STORAGED__BIND": f"127.0.0.1:{storaged_port}",
+            "LH_STORAGED__ROOT": str(work / "objects"),
+            "LH_STORAGED__MAX_PUT_BYTES": str(size + MIB),
+            "LH_GATEWAY__BIND": f"127.0.0.1:{gateway_port}",
+            "LH_GATEWAY__STORAGED_URL": storaged,
+            "LH_S3_API__ACCESS_KEY_ID": ACCESS_KEY,
+            "LH_S3_API__SECRET_ACCESS_KEY": SECRET_KEY,
+        }
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=gateway,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}),
+        )
+        multipart = TransferConfig(multipart_threshold=args.part_mib * MIB, multipart_chunksize=args.part_mib * MIB)
+        announce_load_generator()
+        rows: list[tuple[str, float, float]] = []  # label, native seconds, S3 seconds
+        with (
+            process("storaged", ["-m", "shared.stack.cli", "serve", "storaged"], storaged + "/health", env),
+            process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", env),
+        ):
+            s3.create_bucket(Bucket="bench")
+            native = f"{gateway}/v1/storage/objects/bench/native.bin"
+            native_put = median_of(args.repeat, lambda: curl_seconds(["-T", str(source), native]))
+            upload = median_of(
+                args.repeat, lambda: timed(lambda: s3.upload_file(str(source), "bench", "s3.bin", Config=multipart))
+            )
+            rows.append((f"PUT: curl native vs boto3 multipart ({args.part_mib} MiB parts)", native_put, upload))
+            put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "bench", "Key": "single.bin"})
+            single = median_of(args.repeat, lambda: curl_seconds(["-T", str(source), put_url]))
+            rows.append(("PUT: curl native vs curl presigned single PUT", native_put, single))
+            get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "bench", "Key": "s3.bin"})
+            native_get = median_of(args.repeat, lambda: curl_seconds([native]))
+            presigned_get = median_of(args.repeat, lambda: curl_seconds([get_url]))
+            rows.append(("GET: curl native vs curl presigned", native_get, presigned_get))
+            download = median_of(
+                args.repeat,
+                lambda: timed(lambda: s3.download_file("bench", "s3.bin", str(work / "got.bin"), Config=multipart)),
+            )
+            rows.append(("GET: curl native vs boto3 download_file (ranged, to a file)", native_get, download))
+
+            small = os.urandom(4096)
+            httpx.put(f"{gateway}/v1/storage/objects/bench/small-4k", content=small).raise_for_status()
+            small_url = s3.generate_presigned_url(
+                "get_object", Params={"Bucket": "bench", "Key": "small-4k"}, ExpiresIn=3600
+            )
+            measure("warm-up", f"{gateway}/v1/storage/objects/bench/small-4k", 8, 1)
+            small_native = measure("4 KiB native", f"{gateway}/v1/storage/objects/bench/small-4k", 16, args.seconds)
+            measure("warm-up", small_url, 8, 1)
+            small_s3 = measure("4 KiB S3", small_url, 16, args.seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_tables(args.mib, rows, small_native, small_s3)
+
+
+def print_tables(mib: int, rows: list[tuple[str, float, float]], native: Result, s3: Result) -> None:
+    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\nload average at the end: {load} ({os.cpu_count()} cores)\n")
+    print(f"| {mib} MiB, through the gateway | native s | S3 s | native MB/s | S3 MB/s | S3 / native |")
+    print("|---|---|---|---|---|---|")
+    for label, native_seconds, s3_seconds in rows:
+        print(
+            f"| {label} | {native_seconds:.2f} | {s3_seconds:.2f} | {mib / native_seconds:.0f} "
+            f"| {mib / s3_seconds:.0f} | {native_seconds / s3_seconds:.2f}x |"
+        )
+    print()
+    print("| 4 KiB GET, c16, through the gateway | req/s | p50 ms | p99 ms | errors | vs native |")
+    print("|---|---|---|---|---|---|")
+    for result in (native, s3):
+        print(
+            f"| {result.label} | {result.requests_per_sec:.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} "
+            f"| {result.errors} | {result.requests_per_sec / native.requests_per_sec:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
