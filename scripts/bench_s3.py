@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,17 +23,12 @@ import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from scripts.bench_storage import curl_seconds
-from scripts.benchlib import Result, announce_load_generator, measure, process
-from scripts.net import free_port
+from scripts.bench_storage import curl_seconds, median_of, random_file, storaged_behind_gateway
+from scripts.benchlib import Result, announce_load_generator, measure
 
 MIB = 1 << 20
 ACCESS_KEY = "bench-key"
 SECRET_KEY = "bench-secret-0123456789abcdef"
-
-
-def median_of(repeat: int, run: Callable[[], float]) -> float:
-    return statistics.median(run() for _ in range(repeat))
 
 
 def timed(run: Callable[[], object]) -> float:
@@ -53,39 +47,20 @@ def main() -> None:
     size = args.mib * MIB
     work = Path(tempfile.mkdtemp(prefix="bench-s3-"))
     try:
-        source = work / "source.bin"
-        with source.open("wb") as f:
-            for _ in range(args.mib):
-                f.write(os.urandom(MIB))
-        storaged_port, gateway_port = free_port(), free_port()
-        storaged = f"http://127.0.0.1:{storaged_port}"
-        gateway = f"http://127.0.0.1:{gateway_port}"
-        env = {
-            "LH_CONFIG": "/dev/null/none.toml",
-            "LH_LOG__LEVEL": "warning",
-            "LH_STORAGED__BIND": f"127.0.0.1:{storaged_port}",
-            "LH_STORAGED__ROOT": str(work / "objects"),
-            "LH_STORAGED__MAX_PUT_BYTES": str(size + MIB),
-            "LH_GATEWAY__BIND": f"127.0.0.1:{gateway_port}",
-            "LH_GATEWAY__STORAGED_URL": storaged,
-            "LH_S3_API__ACCESS_KEY_ID": ACCESS_KEY,
-            "LH_S3_API__SECRET_ACCESS_KEY": SECRET_KEY,
-        }
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=gateway,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}),
-        )
+        source = random_file(work / "source.bin", args.mib)
         multipart = TransferConfig(multipart_threshold=args.part_mib * MIB, multipart_chunksize=args.part_mib * MIB)
         announce_load_generator()
         rows: list[tuple[str, float, float]] = []  # label, native seconds, S3 seconds
-        with (
-            process("storaged", ["-m", "shared.stack.cli", "serve", "storaged"], storaged + "/health", env),
-            process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", env),
-        ):
+        keys = {"LH_S3_API__ACCESS_KEY_ID": ACCESS_KEY, "LH_S3_API__SECRET_ACCESS_KEY": SECRET_KEY}
+        with storaged_behind_gateway(work, size, keys) as (_, gateway):
+            s3 = boto3.client(
+                "s3",
+                endpoint_url=gateway,
+                aws_access_key_id=ACCESS_KEY,
+                aws_secret_access_key=SECRET_KEY,
+                region_name="us-east-1",
+                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}),
+            )
             s3.create_bucket(Bucket="bench")
             native = f"{gateway}/v1/storage/objects/bench/native.bin"
             native_put = median_of(args.repeat, lambda: curl_seconds(["-T", str(source), native]))

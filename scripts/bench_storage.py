@@ -15,7 +15,8 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,13 @@ MIB = 1 << 20
 
 def median_of(repeat: int, run: Callable[..., float], *args: object) -> float:
     return statistics.median(run(*args) for _ in range(repeat))
+
+
+def random_file(path: Path, mib: int) -> Path:
+    with path.open("wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(MIB))
+    return path
 
 
 def cp_seconds(source: Path, target: Path) -> float:
@@ -49,6 +57,30 @@ def curl_seconds(args: list[str], output: Path | None = None) -> float:
     return float(done.stdout)
 
 
+@contextmanager
+def storaged_behind_gateway(work: Path, size: int, env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """storaged (local backend under `work`, objects up to `size` and a MiB) and a gateway before it, as processes:
+    their two base URLs. `env` adds settings (the S3 API's key pair)."""
+    storaged_port, gateway_port = free_port(), free_port()
+    storaged = f"http://127.0.0.1:{storaged_port}"
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    settings = {
+        "LH_CONFIG": "/dev/null/none.toml",
+        "LH_LOG__LEVEL": "warning",
+        "LH_STORAGED__BIND": f"127.0.0.1:{storaged_port}",
+        "LH_STORAGED__ROOT": str(work / "objects"),
+        "LH_STORAGED__MAX_PUT_BYTES": str(size + MIB),
+        "LH_GATEWAY__BIND": f"127.0.0.1:{gateway_port}",
+        "LH_GATEWAY__STORAGED_URL": storaged,
+        **(env or {}),
+    }
+    with (
+        process("storaged", ["-m", "shared.stack.cli", "serve", "storaged"], storaged + "/health", settings),
+        process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", settings),
+    ):
+        yield storaged, gateway
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, default=256, help="size of the large object")
@@ -58,31 +90,13 @@ def main() -> None:
     size = args.mib * MIB
     work = Path(tempfile.mkdtemp(prefix="bench-storage-"))
     try:
-        source = work / "source.bin"
-        with source.open("wb") as f:
-            for _ in range(args.mib):
-                f.write(os.urandom(MIB))
+        source = random_file(work / "source.bin", args.mib)
         rows: list[tuple[str, float]] = []
         copy = work / "copy.bin"
         rows.append(("cp (same disk, page cache, no fsync)", median_of(args.repeat, cp_seconds, source, copy)))
 
-        storaged_port, gateway_port = free_port(), free_port()
-        storaged = f"http://127.0.0.1:{storaged_port}"
-        gateway = f"http://127.0.0.1:{gateway_port}"
-        env = {
-            "LH_CONFIG": "/dev/null/none.toml",
-            "LH_LOG__LEVEL": "warning",
-            "LH_STORAGED__BIND": f"127.0.0.1:{storaged_port}",
-            "LH_STORAGED__ROOT": str(work / "objects"),
-            "LH_STORAGED__MAX_PUT_BYTES": str(size + MIB),
-            "LH_GATEWAY__BIND": f"127.0.0.1:{gateway_port}",
-            "LH_GATEWAY__STORAGED_URL": storaged,
-        }
         announce_load_generator()
-        with (
-            process("storaged", ["-m", "shared.stack.cli", "serve", "storaged"], storaged + "/health", env),
-            process("gateway", ["-m", "shared.stack.cli", "serve", "gateway"], gateway + "/health", env),
-        ):
+        with storaged_behind_gateway(work, size) as (storaged, gateway):
             for label, base in (("direct", storaged), ("gateway", gateway)):
                 url = f"{base}/v1/storage/objects/bench/{label}.bin"
                 put = ["-T", str(source), "-H", "content-type: application/x-bench", url]

@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo, Precondition
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo, Precondition, concatenated
 from services.storaged.s3.buckets import require_bucket
 from services.storaged.s3.context import S3Context, S3Request, single
 from services.storaged.s3.errors import S3Error
@@ -50,12 +49,7 @@ def _no_such_upload(s3: S3Request) -> S3Error:
 
 async def _read_record(context: S3Context, key: str) -> dict[str, Any]:
     """An upload's record (upload.json), read whole."""
-    handle = await context.backend.open(key)
-    try:
-        async with aclosing(handle.stream(None)) as chunks:
-            record: dict[str, Any] = json.loads(b"".join([c async for c in chunks]))
-    finally:
-        await handle.aclose()
+    record: dict[str, Any] = json.loads(b"".join([c async for c in concatenated(context.backend, [key])]))
     return record
 
 
