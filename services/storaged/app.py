@@ -18,9 +18,11 @@ key: those are the gateway's, and only the root (service) token belongs here.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -35,6 +37,7 @@ from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, not_modified
 from services.storaged.s3.app import S3Api, S3Door
 from services.storaged.s3.context import S3Context
+from services.storaged.s3.expiry import sweep_forever
 from services.storaged.s3.sigv4 import Verifier
 from services.storaged.schemas import (
     DEFAULT_LIST_LIMIT,
@@ -86,9 +89,15 @@ def create_app(config: LakehouseConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await backend.start()
+        expiry = config.s3_api.upload_expiry_hours
+        sweeper = asyncio.create_task(sweep_forever(backend, timedelta(hours=expiry))) if expiry else None
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with suppress(asyncio.CancelledError):
+                    await sweeper
             await backend.close()
 
     metrics = Metrics("storaged")

@@ -11,6 +11,9 @@ class S3ApiConfig(Section):
     access_key_id: str = Field("", description='access key id S3 clients sign with; "" = the S3 API refuses all')
     secret_access_key: SecretStr = Field(SecretStr(""), description="its secret access key (never printed)")
     region: str = Field("us-east-1", description="the region clients sign for and GetBucketLocation names")
+    upload_expiry_hours: float = Field(
+        24.0, ge=0, description="an uncompleted multipart upload is deleted, parts and all, this old; 0 = never"
+    )
 
     @property
     def enabled(self) -> bool:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, ObjectInfo, Precondition, concatenated
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, ObjectInfo, Precondition, concatenated
+from services.storaged.ranges import Span
 from services.storaged.s3.buckets import require_bucket
 from services.storaged.s3.context import S3Context, S3Request, single
 from services.storaged.s3.errors import S3Error
+from services.storaged.s3.objects import open_copy_source
 from services.storaged.s3.xml import Node, child_text, children, document, parse, timestamp
 from services.storaged.schemas import S3_PREFIX
 from shared.errors import LakehouseError
@@ -28,6 +31,8 @@ UPLOADS = S3_PREFIX + "uploads/"
 MIN_PART_BYTES = 5 << 20  # every part but the last, as S3 requires
 MAX_PART_NUMBER = 10_000
 XML = "application/xml"
+COPY_SOURCE = "x-amz-copy-source"  # an UploadPart with this header is UploadPartCopy
+COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
 
 
 def _upload_prefix(upload_id: str) -> str:
@@ -99,10 +104,10 @@ def _part_number(s3: S3Request) -> int:
 
 
 async def upload_part(context: S3Context, s3: S3Request) -> Response:
-    if "x-amz-copy-source" in s3.headers:
-        raise S3Error("NotImplemented", "UploadPartCopy is not supported; copy the object with CopyObject instead")
     number = _part_number(s3)
     upload = await _upload(context, s3)
+    if COPY_SOURCE in s3.headers:
+        return await _upload_part_copy(context, s3, _part_key(upload["id"], number))
     info = await context.backend.put(
         _part_key(upload["id"], number),
         s3.body(context.max_put_bytes),
@@ -111,6 +116,37 @@ async def upload_part(context: S3Context, s3: S3Request) -> Response:
     )
     context.received(info.size)
     return Response(status_code=200, headers={"etag": info.etag})
+
+
+def _copy_range(header: str | None, size: int) -> Span | None:
+    """The span x-amz-copy-source-range names (`bytes=first-last`, both given, inside the object); None: all of it."""
+    if header is None:
+        return None
+    match = COPY_RANGE.match(header.strip())
+    if match is None or int(match.group(2)) < int(match.group(1)):
+        raise S3Error(
+            "InvalidArgument",
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the "
+            "zero-based offsets of the first and last bytes to copy",
+        )
+    first, last = int(match.group(1)), int(match.group(2))
+    if last >= size:
+        raise S3Error("InvalidRange", f"The requested range is not satisfiable (the source is {size} bytes)")
+    return Span(first, last)
+
+
+async def _upload_part_copy(context: S3Context, s3: S3Request, part_key: str) -> Response:
+    """UploadPartCopy: the part is (a range of) an existing object, copied inside the store."""
+    handle = await open_copy_source(context, s3)
+    try:
+        span = _copy_range(s3.headers.get("x-amz-copy-source-range"), handle.info.size)
+        info = await context.backend.put(
+            part_key, handle.stream(span), content_type="application/octet-stream", precondition=Precondition()
+        )
+    finally:
+        await handle.aclose()
+    body = document("CopyPartResult", [("LastModified", timestamp(info.last_modified)), ("ETag", info.etag)])
+    return Response(body, media_type=XML)
 
 
 async def _parts(context: S3Context, upload_id: str) -> dict[int, ObjectInfo]:
@@ -211,7 +247,7 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
         metadata=upload["metadata"],
         etag=assembled_etag,
     )
-    await _remove(context, upload["id"])
+    await remove_upload(context.backend, upload["id"])
     body = document(
         "CompleteMultipartUploadResult",
         [("Location", f"/{s3.bucket}/{s3.key}"), ("Bucket", s3.bucket), ("Key", s3.key), ("ETag", written.etag)],
@@ -219,14 +255,16 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
     return Response(body, media_type=XML)
 
 
-async def _remove(context: S3Context, upload_id: str) -> None:
-    for info in await context.backend.list(_upload_prefix(upload_id), after=None, limit=MAX_PART_NUMBER + 1):
-        await context.backend.delete(info.key)
+async def remove_upload(backend: Backend, upload_id: str) -> None:
+    """Delete an upload's parts and its record (the record last, so an interrupted removal is still an upload)."""
+    pieces = await backend.list(_upload_prefix(upload_id), after=None, limit=MAX_PART_NUMBER + 1)
+    for info in sorted(pieces, key=lambda info: info.key.endswith("/upload.json")):
+        await backend.delete(info.key)
 
 
 async def abort_upload(context: S3Context, s3: S3Request) -> Response:
     upload = await _upload(context, s3)
-    await _remove(context, upload["id"])
+    await remove_upload(context.backend, upload["id"])
     return Response(status_code=204)
 
 

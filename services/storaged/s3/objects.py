@@ -161,7 +161,8 @@ async def delete_objects(context: S3Context, s3: S3Request) -> Response:
     return Response(document("DeleteResult", results), media_type=XML)
 
 
-def _copy_source(s3: S3Request) -> tuple[str, str]:
+def _copy_source(s3: S3Request) -> S3Request:
+    """The object x-amz-copy-source names, as a request for it (its bucket and key checked as any other's)."""
     raw = unquote(s3.headers["x-amz-copy-source"]).lstrip("/")
     source, _, version = raw.partition("?")
     if version and not version.startswith("versionId=null"):
@@ -169,32 +170,39 @@ def _copy_source(s3: S3Request) -> tuple[str, str]:
     bucket, _, key = source.partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "x-amz-copy-source must be <bucket>/<key> (URL-encoded)")
-    return bucket, key
+    return S3Request(s3.request, s3.auth, bucket, key)
+
+
+async def open_copy_source(context: S3Context, s3: S3Request) -> ObjectHandle:
+    """The object a copy (CopyObject, UploadPartCopy) reads, opened once its x-amz-copy-source-if-* conditions held."""
+    source = _copy_source(s3)
+    handle = await _open(context, source, source.native_key)
+    info = handle.info
+    match = s3.headers.get("x-amz-copy-source-if-match")
+    none_match = s3.headers.get("x-amz-copy-source-if-none-match")
+    if (match is not None and not etag_matches(match, info.etag)) or (
+        none_match is not None and etag_matches(none_match, info.etag)
+    ):
+        await handle.aclose()
+        raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+    return handle
 
 
 async def copy_object(context: S3Context, s3: S3Request) -> Response:
     target = s3.native_key
     await require_bucket(context, s3)
-    bucket, key = _copy_source(s3)
-    source = S3Request(s3.request, s3.auth, bucket, key)
     directive = s3.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "x-amz-metadata-directive must be COPY or REPLACE")
-    if source.native_key == target and directive == "COPY":
+    if _copy_source(s3).native_key == target and directive == "COPY":
         raise S3Error(
             "InvalidRequest",
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
-    handle = await _open(context, source, source.native_key)
+    handle = await open_copy_source(context, s3)
     try:
         info = handle.info
-        match = s3.headers.get("x-amz-copy-source-if-match")
-        none_match = s3.headers.get("x-amz-copy-source-if-none-match")
-        if (match is not None and not etag_matches(match, info.etag)) or (
-            none_match is not None and etag_matches(none_match, info.etag)
-        ):
-            raise S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
         if directive == "COPY":
             content_type, metadata = info.content_type, dict(info.metadata)
         else:

@@ -200,6 +200,58 @@ def test_what_is_not_supported_says_so(lakehouse: Endpoint) -> None:
     assert error_code(exc) == "NotImplemented"
 
 
+def test_an_upload_part_copy_that_cannot_be_done_is_refused_and_stores_no_part(lakehouse: Endpoint) -> None:
+    s3 = lakehouse.client()
+    s3.create_bucket(Bucket="src")
+    s3.put_object(Bucket="src", Key="ten", Body=b"0123456789")
+    upload_id = s3.create_multipart_upload(Bucket="src", Key="joined")["UploadId"]
+    refusals = {
+        "bytes=5-": "InvalidArgument",  # S3 wants both ends
+        "bytes=7-3": "InvalidArgument",
+        "bytes=0-10": "InvalidRange",  # past the source's last byte
+    }
+    for copy_range, code in refusals.items():
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part_copy(
+                Bucket="src", Key="joined", UploadId=upload_id, PartNumber=1, CopySource="src/ten",
+                CopySourceRange=copy_range,
+            )  # fmt: skip
+        assert error_code(exc) == code, copy_range
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part_copy(Bucket="src", Key="joined", UploadId="0" * 32, PartNumber=1, CopySource="src/ten")
+    assert error_code(exc) == "NoSuchUpload"
+    with pytest.raises(ClientError) as exc:
+        s3.upload_part_copy(Bucket="src", Key="joined", UploadId=upload_id, PartNumber=1, CopySource="src/missing")
+    assert error_code(exc) == "NoSuchKey"
+    assert s3.list_parts(Bucket="src", Key="joined", UploadId=upload_id).get("Parts", []) == []
+    part = s3.upload_part_copy(
+        Bucket="src", Key="joined", UploadId=upload_id, PartNumber=1, CopySource="src/ten", CopySourceRange="bytes=2-4"
+    )
+    listed = s3.list_parts(Bucket="src", Key="joined", UploadId=upload_id)["Parts"]
+    assert [(p["PartNumber"], p["Size"], p["ETag"]) for p in listed] == [(1, 3, part["CopyPartResult"]["ETag"])]
+
+
+def test_an_abandoned_multipart_upload_is_deleted_once_it_is_older_than_the_expiry(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    config = lakehouse_config("local", root, None, upload_expiry_hours=1 / 3600)  # a second; swept every half
+    with serve_in_thread(create_storaged(config)) as url:
+        s3 = Endpoint("local", url).client()
+        s3.create_bucket(Bucket="big")
+        s3.put_object(Bucket="big", Key="kept", Body=b"a finished object")
+        abandoned = s3.create_multipart_upload(Bucket="big", Key="never-finished")["UploadId"]
+        s3.upload_part(Bucket="big", Key="never-finished", UploadId=abandoned, PartNumber=1, Body=b"x" * 1024)
+        deadline = time.monotonic() + 20
+        while s3.list_multipart_uploads(Bucket="big").get("Uploads") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert s3.list_multipart_uploads(Bucket="big").get("Uploads", []) == []
+        with pytest.raises(ClientError) as exc:
+            s3.upload_part(Bucket="big", Key="never-finished", UploadId=abandoned, PartNumber=2, Body=b"late")
+        assert error_code(exc) == "NoSuchUpload"
+        assert s3.get_object(Bucket="big", Key="kept")["Body"].read() == b"a finished object"
+        assert [f for f in files_under(root) if f.startswith("_s3/uploads")] == []
+        assert "big/kept" in files_under(root)
+
+
 def test_list_objects_v1_pages_through_common_prefixes(lakehouse: Endpoint) -> None:
     # moto repeats common prefixes across ListObjects (v1) pages; S3 does not, and neither does storaged.
     s3 = lakehouse.client()

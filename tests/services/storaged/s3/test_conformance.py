@@ -201,6 +201,37 @@ def test_managed_transfers_upload_and_download_files(endpoint: Endpoint, tmp_pat
         assert s3.head_object(Bucket="files", Key="in.bin")["ETag"].endswith('-3"')
 
 
+def test_upload_part_copy_and_the_managed_copy_that_uses_it(endpoint: Endpoint) -> None:
+    s3 = endpoint.client()
+    s3.create_bucket(Bucket="src")
+    s3.create_bucket(Bucket="dst")
+    data = bytes(range(256)) * (45 * 1024)  # 11.25 MiB
+    s3.put_object(Bucket="src", Key="whole.bin", Body=data, ContentType="application/x-blob")
+    upload_id = s3.create_multipart_upload(Bucket="dst", Key="joined.bin")["UploadId"]
+    first = s3.upload_part_copy(
+        Bucket="dst",
+        Key="joined.bin",
+        UploadId=upload_id,
+        PartNumber=1,
+        CopySource={"Bucket": "src", "Key": "whole.bin"},
+        CopySourceRange=f"bytes=0-{5 * MIB - 1}",
+    )
+    assert first["CopyPartResult"]["ETag"] == f'"{hashlib.md5(data[: 5 * MIB]).hexdigest()}"'
+    second = s3.upload_part(Bucket="dst", Key="joined.bin", UploadId=upload_id, PartNumber=2, Body=b"tail")
+    parts: list[CompletedPartTypeDef] = [
+        {"PartNumber": 1, "ETag": first["CopyPartResult"]["ETag"]},
+        {"PartNumber": 2, "ETag": second["ETag"]},
+    ]
+    s3.complete_multipart_upload(Bucket="dst", Key="joined.bin", UploadId=upload_id, MultipartUpload={"Parts": parts})
+    assert s3.get_object(Bucket="dst", Key="joined.bin")["Body"].read() == data[: 5 * MIB] + b"tail"
+    # boto3's managed copy of an object past its threshold is a multipart upload of UploadPartCopy parts.
+    transfer = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    s3.copy({"Bucket": "src", "Key": "whole.bin"}, "dst", "copy.bin", Config=transfer)
+    copied = s3.get_object(Bucket="dst", Key="copy.bin")
+    assert copied["Body"].read() == data
+    assert copied["ContentType"] == "application/x-blob"
+
+
 def test_presigned_urls_get_and_put_without_a_client(endpoint: Endpoint) -> None:
     s3 = endpoint.client(signature_version="s3v4")  # boto3 presigns with Signature V2 unless told
     s3.create_bucket(Bucket="shared")
