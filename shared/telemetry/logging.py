@@ -33,8 +33,11 @@ UVICORN_CHATTER = (
     "Finished server process",
     "Waiting for connections to close",
 )
-# Probes (orchestrators, `lakehouse up`, the gateway's /v1/health) hit /health every few seconds.
+# Probes (orchestrators, `lakehouse up`, the gateway's /v1/health) hit /health every few seconds. Their answers
+# "ok" (200) and "loading" (503, while a service such as vectord replays its log at start) are the prober's to
+# report; any other status of a probe (a 500, a 401 for a prober without the token) is logged.
 QUIET_PATHS = frozenset({"/health", "/v1/health"})
+QUIET_STATUSES = frozenset({200, 503})
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
@@ -168,7 +171,7 @@ class AccessLogMiddleware:
             elapsed = time.perf_counter() - started
             if self.observe is not None:
                 self.observe(scope, status, elapsed)
-            quiet = status == 200 and scope["path"] in QUIET_PATHS
+            quiet = status in QUIET_STATUSES and scope["path"] in QUIET_PATHS
             (self.log.debug if quiet else self.log.info)(
                 "request",
                 service=self.service,

@@ -10,6 +10,7 @@ A bucket name is 3 to 63 characters, so `/v1/…` is never an S3 path.
 
 from __future__ import annotations
 
+import re
 import secrets
 from xml.sax.saxutils import escape
 
@@ -20,6 +21,8 @@ from shared.registry import FAMILY_PREFIX
 SIGV4_ALGORITHM = b"AWS4-HMAC-SHA256"
 SIGNATURE_SCHEMES = (SIGV4_ALGORITHM + b" ", b"AWS ")
 QUERY_MARKS = (b"X-Amz-Algorithm=", b"AWSAccessKeyId=")
+# What XML 1.0 cannot carry, not even as a character reference (and a lone surrogate UTF-8 cannot encode).
+XML_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def is_s3_request(scope: Scope) -> bool:
@@ -38,12 +41,18 @@ def request_id() -> str:
     return secrets.token_hex(8).upper()
 
 
+def xml_text(value: str) -> str:
+    """`value` as XML character data: escaped, and a character XML cannot carry written as its Python escape
+    (`\\x01`), so that a refused key holding one is named in an answer every XML parser reads."""
+    return escape(XML_UNWRITABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), value))
+
+
 def error_xml(code: str, message: str, *, resource: str, request: str) -> bytes:
     """S3's error document: the one writer of it, for storaged's S3 API and the gateway's answers to S3 clients."""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
-        f"<Resource>{escape(resource)}</Resource><RequestId>{request}</RequestId></Error>"
+        f"<Error><Code>{code}</Code><Message>{xml_text(message)}</Message>"
+        f"<Resource>{xml_text(resource)}</Resource><RequestId>{request}</RequestId></Error>"
     ).encode()
 
 

@@ -92,3 +92,19 @@ def test_json_lines_off_a_tty_and_level_filtering() -> None:
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(line["event"], line["level"], line["key"]) for line in lines] == [("shown", "warning", "value")]
     structlog.reset_defaults()
+
+
+async def test_health_probes_are_quiet_while_ok_or_loading_and_logged_otherwise() -> None:
+    app = service_app("testd", load_config(), [])
+    async with asgi_client(app) as client:
+        with capture_logs() as logs:
+            app.state.ready = False
+            assert (await client.get("/health")).status_code == 503  # loading: every start meets it
+            app.state.ready = True
+            assert (await client.get("/health")).status_code == 200
+            assert (await client.post("/health")).status_code == 405  # not a probe's answer: worth a line
+    assert [(line["log_level"], line["status"]) for line in logs if line["event"] == "request"] == [
+        ("debug", 503),
+        ("debug", 200),
+        ("info", 405),
+    ]

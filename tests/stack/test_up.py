@@ -17,15 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
+import duckdb
 import httpx
 import pytest
 
 from scripts.stack_config import stack_config
+from services.queryd.engine import httpfs_extension_path
 from shared.stack.up import port_in_use
 from tests.support.servers import wait_for_http
 
 # A loaded 2-core CI box takes a while to start eleven Python processes.
 STARTUP_WAIT_SECS = 120.0
+REPO = Path(__file__).resolve().parents[2]
 
 
 def descendants(pid: int) -> set[int]:
@@ -142,6 +145,23 @@ def test_up_with_an_s3_key_pair_serves_boto3_at_the_gateway(stack_file: Path) ->
         s3.put_object(Bucket="stack", Key="hello.txt", Body=b"from boto3")
         assert s3.get_object(Bucket="stack", Key="hello.txt")["Body"].read() == b"from boto3"
         assert httpx.get(f"{gateway}/v1/storage/objects/stack/hello.txt").content == b"from boto3"
+        # An ingested dataset is Parquet at s3://datasets/<name>/: DuckDB reads it through the S3 API and agrees
+        # with the stack's own SQL.
+        with (REPO / "scripts" / "data" / "trips.csv").open("rb") as csv:
+            ingested = httpx.post(f"{gateway}/v1/ingest/trips", files={"file": ("trips.csv", csv)}, timeout=60)
+        assert ingested.status_code == 201, ingested.text
+        assert ingested.json()["rows"] == 20
+        sql = httpx.post(f"{gateway}/v1/sql", json={"sql": "select count(*), sum(passengers) from trips"}, timeout=60)
+        assert sql.json()["rows"] == [[20, 35]]
+        db = duckdb.connect()
+        db.execute(f"LOAD '{httpfs_extension_path()}'")
+        db.execute(
+            "CREATE SECRET lake (TYPE s3, KEY_ID 'stack-key', SECRET 'stack-secret-value', REGION 'us-east-1', "
+            "ENDPOINT ?, URL_STYLE 'path', USE_SSL false)",
+            [gateway.removeprefix("http://")],
+        )
+        read = db.execute("select count(*), sum(passengers) from read_parquet('s3://datasets/trips/*/*.parquet')")
+        assert read.fetchall() == [(20, 35)]
     finally:
         up.send_signal(signal.SIGTERM)
         out, err = up.communicate(timeout=60)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from services.storaged.backends.base import Backend
-from services.storaged.keys import check_public_key
+from services.storaged.keys import MAX_KEY_BYTES, check_public_key
 from services.storaged.responses import META_HEADER_PREFIX
 from services.storaged.s3.errors import S3Error
 from services.storaged.s3.payload import read_verified, verified_body
@@ -79,6 +79,12 @@ class S3Request:
     def native_key(self) -> str:
         """The storaged key of the object: the bucket is its first segment."""
         key = f"{self.bucket}/{self.key}"
+        if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+            raise S3Error(
+                "KeyTooLongError",
+                f"Your key is too long: the bucket name, a slash and the key are at most {MAX_KEY_BYTES} bytes here",
+                resource=self.resource,
+            )
         try:
             return check_public_key(key)
         except LakehouseError as exc:

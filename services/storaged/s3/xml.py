@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 from services.storaged.s3.errors import S3Error
+from shared.web.s3_requests import xml_text
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 # A node: (tag, text) for a leaf, (tag, children) for an element holding others; None values are left out.
@@ -27,7 +27,7 @@ def timestamp(moment: datetime) -> str:
 def _text(value: str | int | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return escape(str(value))
+    return xml_text(str(value))
 
 
 def _render(node: Node, out: list[str]) -> None:

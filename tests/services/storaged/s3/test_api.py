@@ -252,6 +252,30 @@ def test_an_abandoned_multipart_upload_is_deleted_once_it_is_older_than_the_expi
         assert "big/kept" in files_under(root)
 
 
+def test_keys_the_local_backend_cannot_hold_are_refused_by_code_and_write_nothing(lakehouse: Endpoint) -> None:
+    """S3's keys are wider than a directory tree's: what the README says the local backend refuses, it refuses."""
+    s3 = lakehouse.client()
+    s3.create_bucket(Bucket="keys")
+    s3.put_object(Bucket="keys", Key="a", Body=b"file a")
+    s3.put_object(Bucket="keys", Key="c/d", Body=b"file c/d")
+    refusals = {
+        "a/b": "InvalidArgument",  # a is an object, so it cannot also be a prefix
+        "c": "InvalidArgument",  # c/ holds objects, so c cannot be one
+        "x//y": "InvalidArgument",
+        "x/./y": "InvalidArgument",
+        "x/../y": "InvalidArgument",
+        "back\\slash": "InvalidArgument",
+        "control\x01char": "InvalidArgument",
+        "k" * 1100: "KeyTooLongError",
+    }
+    for key, code in refusals.items():
+        with pytest.raises(ClientError) as exc:
+            s3.put_object(Bucket="keys", Key=key, Body=b"refused")
+        assert error_code(exc) == code, key[:20]
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket="keys")["Contents"]) == ["a", "c/d"]
+    assert s3.get_object(Bucket="keys", Key="a")["Body"].read() == b"file a"
+
+
 def test_list_objects_v1_pages_through_common_prefixes(lakehouse: Endpoint) -> None:
     # moto repeats common prefixes across ListObjects (v1) pages; S3 does not, and neither does storaged.
     s3 = lakehouse.client()
