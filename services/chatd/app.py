@@ -18,6 +18,7 @@ from services.chatd.builder import build_registry
 from services.chatd.call import Call, routed_headers
 from services.chatd.disconnect import CLIENT_CLOSED, ClientGone, StreamResponse
 from services.chatd.dispatch import Dispatcher
+from services.chatd.metrics import ProviderMetrics
 from services.chatd.models import model_list
 from services.chatd.native import native_body
 from services.chatd.openai_api import CompletionsRequest, completion_body, error_payload
@@ -27,7 +28,7 @@ from services.chatd.types import ChatError, ChatRequest
 from services.chatd.validation import describe
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.telemetry.metrics import Metrics, ProviderMetrics
+from shared.telemetry.metrics import Metrics
 from shared.web.app import service_app
 from shared.web.body import is_json_content_type, read_capped
 

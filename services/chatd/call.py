@@ -11,10 +11,10 @@ from starlette.requests import Request
 
 from services.chatd.disconnect import ClientGone, until_disconnect
 from services.chatd.dispatch import Attempt, Dispatcher, Target
+from services.chatd.metrics import ProviderMetrics
 from services.chatd.streams import Batches, Totals, attempts_text
 from services.chatd.types import ChatRequest, Completion, Delta
 from shared.errors import LakehouseError
-from shared.telemetry.metrics import ProviderMetrics
 
 T = TypeVar("T")
 

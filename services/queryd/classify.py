@@ -149,8 +149,3 @@ def read_only_statement(
             f"got {kind.name}",
         )
     return statement
-
-
-def check_read_only(sql: str) -> None:
-    """Raise as read_only_statement does unless `sql` is one reading statement."""
-    read_only_statement(sql)

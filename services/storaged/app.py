@@ -33,6 +33,7 @@ from starlette.routing import Route
 from services.storaged.backends import build_backend
 from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition
 from services.storaged.keys import check_key, check_prefix, check_public_key, check_public_prefix
+from services.storaged.metrics import StorageMetrics
 from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, not_modified
 from services.storaged.s3.app import S3Api, S3Door
@@ -52,7 +53,7 @@ from services.storaged.schemas import (
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 from shared.server.startup import StartupErrorMiddleware
-from shared.telemetry.metrics import Metrics, StorageMetrics
+from shared.telemetry.metrics import Metrics
 from shared.web.app import service_app
 from shared.web.body import capped_stream
 from shared.web.etags import etag_matches

@@ -7,6 +7,7 @@ reached), so a command prints one line and exits non-zero instead of a traceback
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -102,20 +103,32 @@ class Gateway:
         return datasets
 
     def ingest(
-        self, file: IO[bytes], dataset: str, *, mode: str, content_type: str, progress: Progress | None = None
+        self, file: IO[bytes], dataset: str, *, mode: str, filename: str, progress: Progress | None = None
     ) -> dict[str, Any]:
+        """Upload `file` as `curl -F file=@<filename>` does: a multipart form carrying the file's name, so that
+        ingestd picks the format from it by its own suffix table, the one place that table lives."""
+        boundary = secrets.token_hex(16)
+        # Quotes and line breaks in a file name are percent-encoded, as the HTML standard has browsers do.
+        quoted = filename.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{quoted}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+
         def chunks() -> Iterator[bytes]:
+            yield head.encode()
             while chunk := file.read(CHUNK_BYTES):
                 if progress is not None:
                     progress(len(chunk))
                 yield chunk
+            yield f"\r\n--{boundary}--\r\n".encode()
 
         result: dict[str, Any] = self._json(
             "POST",
             f"/v1/ingest/{quote(dataset, safe='')}",
             params={"mode": mode},
             content=chunks(),
-            headers={"content-type": content_type},
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
         )
         return result
 

@@ -22,8 +22,6 @@ from shared.stack.gateway_client import Gateway, GatewayError, gateway_url_from_
 
 URL_ENV = "LAKEHOUSE_URL"
 TOKEN_ENV = "LAKEHOUSE_TOKEN"
-INGEST_TYPES = {".csv": "text/csv", ".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson",
-                ".parquet": "application/vnd.apache.parquet"}  # fmt: skip
 SQL_ACCEPT = {"table": "application/json", "json": "application/json", "csv": "text/csv"}
 
 
@@ -74,9 +72,8 @@ def ingest(args: argparse.Namespace, gateway: Gateway) -> int:
         file = path.open("rb")
     except OSError as exc:
         raise GatewayError(f"cannot read {path}: {exc.strerror}") from None
-    content_type = INGEST_TYPES.get(path.suffix.lower(), "text/csv")
     with file, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr) as bar:
-        result = gateway.ingest(file, args.dataset, mode=args.mode, content_type=content_type, progress=bar.update)
+        result = gateway.ingest(file, args.dataset, mode=args.mode, filename=path.name, progress=bar.update)
     print(
         f"{result['dataset']}: version {result['version']} ({result['mode']}), {result['rows']} rows, "
         f"{len(result['files'])} file(s), {result['bytes_in']} bytes in, {result['bytes_out']} bytes out"

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.pathwayd.app import create_app as create_pathwayd
 from shared.registry import names, service
-from shared.telemetry.metrics import MULTIPROCESS_ENV, ProviderMetrics, StorageMetrics, multiprocess_dir
+from shared.telemetry.metrics import MULTIPROCESS_ENV, multiprocess_dir
 from shared.web.app import service_app
 from tests.support.fixtures import ConfigFactory
 from tests.support.servers import app_client
@@ -65,25 +65,6 @@ async def test_metrics_needs_the_token_like_any_route(make_config: ConfigFactory
     assert allowed.status_code == 200
     # Refused before routing, so it has no route template.
     assert requests_total(samples(allowed.text), route="unmatched", status="401") == 1
-
-
-async def test_provider_and_storage_helpers_join_the_exposition(make_config: ConfigFactory) -> None:
-    app = service_app("chatd", make_config(), [])
-    providers = ProviderMetrics(app.state.metrics)
-    storage = StorageMetrics(app.state.metrics, backend="local")
-    providers.record("ollama", prompt_tokens=5, completion_tokens=7)
-    providers.record("ollama", error="upstream_timeout")
-    storage.received(1000)
-    storage.sent(250)
-    async with app_client(app) as client:
-        parsed = samples((await client.get("/metrics")).text)
-    assert parsed[("lakehouse_chat_requests_total", frozenset({("provider", "ollama")}))] == 2
-    assert (
-        parsed[("lakehouse_chat_errors_total", frozenset({("provider", "ollama"), ("code", "upstream_timeout")}))] == 1
-    )
-    assert parsed[("lakehouse_chat_tokens_total", frozenset({("provider", "ollama"), ("kind", "completion")}))] == 7
-    assert parsed[("lakehouse_storage_bytes_total", frozenset({("backend", "local"), ("direction", "in")}))] == 1000
-    assert parsed[("lakehouse_storage_bytes_total", frozenset({("backend", "local"), ("direction", "out")}))] == 250
 
 
 @pytest.mark.parametrize("name", names())

@@ -122,6 +122,20 @@ def test_ingest_then_datasets_then_sql(live: LiveStack, tmp_path: Path) -> None:
     assert table[-1] == "3 row(s)"
 
 
+@pytest.mark.parametrize("name", ["events.json", "events.jsonl", "events.ndjson"])
+def test_ingest_takes_the_format_from_the_file_name_as_ingestd_reads_it(
+    live: LiveStack, tmp_path: Path, name: str
+) -> None:
+    source = tmp_path / name
+    source.write_bytes(b'{"kind": "click", "n": 1}\n{"kind": "view", "n": 2}\n')
+    dataset = "cli_" + name.replace(".", "_")
+    ingest = at(live, "ingest", str(source), dataset, "--mode", "replace")
+    assert ingest.returncode == 0, ingest.stderr
+    assert "2 rows" in ingest.stdout.decode()
+    out = json.loads(at(live, "sql", f"select kind, n from {dataset} order by n", "--format", "json").stdout)
+    assert out["rows"] == [["click", 1], ["view", 2]]
+
+
 def test_ingest_of_a_missing_file_fails_cleanly(live: LiveStack, tmp_path: Path) -> None:
     result = at(live, "ingest", str(tmp_path / "nope.csv"), "anything")
     assert_clean_failure(result, "cannot read")

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from services.queryd.classify import check_read_only
+from services.queryd.classify import read_only_statement
 from services.queryd.engine import Engine, Query, StartupError, View, Watchdog, httpfs_extension_path
 from services.queryd.formats import json_result
 from services.queryd.jsonvalues import batch_columns, dumps
@@ -35,7 +35,6 @@ def engine(root: Path) -> Iterator[Engine]:
 
 
 def run(engine: Engine, sql: str, timeout: float = 30) -> dict[str, object]:
-    check_read_only(sql)
     query = Query(engine, sql, None, timeout)
     try:
         query.start()
@@ -59,7 +58,7 @@ def run(engine: Engine, sql: str, timeout: float = 30) -> dict[str, object]:
     ],
 )
 def test_reading_statements_pass(sql: str) -> None:
-    check_read_only(sql)
+    read_only_statement(sql)
 
 
 @pytest.mark.parametrize(
@@ -91,13 +90,13 @@ def test_reading_statements_pass(sql: str) -> None:
 )
 def test_anything_else_is_read_only(sql: str) -> None:
     with pytest.raises(LakehouseError) as caught:
-        check_read_only(sql)
+        read_only_statement(sql)
     assert caught.value.code == "read_only"
 
 
 def test_unparseable_sql_is_invalid_request() -> None:
     with pytest.raises(LakehouseError) as caught:
-        check_read_only("selec 1")
+        read_only_statement("selec 1")
     assert caught.value.code == "invalid_request"
     assert "syntax error" in caught.value.message
 
