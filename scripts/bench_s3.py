@@ -36,6 +36,17 @@ ACCESS_KEY = "bench-key"
 SECRET_KEY = "bench-secret-0123456789abcdef"
 
 
+def client(endpoint: str) -> S3Client:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}),
+    )
+
+
 def timed(run: Callable[[], object], cpu: list[float] | None = None) -> float:
     """Wall seconds of `run`; `cpu` collects this process's CPU seconds over it (the client's share, for boto3)."""
     began, began_cpu = time.perf_counter(), time.process_time()
@@ -90,14 +101,7 @@ def main() -> None:
         rows: list[tuple[str, float, float]] = []  # label, native seconds, S3 seconds
         keys = {"LH_S3_API__ACCESS_KEY_ID": ACCESS_KEY, "LH_S3_API__SECRET_ACCESS_KEY": SECRET_KEY}
         with storaged_behind_gateway(work, size, keys) as (storaged, gateway):
-            s3 = boto3.client(
-                "s3",
-                endpoint_url=gateway,
-                aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY,
-                region_name="us-east-1",
-                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}),
-            )
+            s3 = client(gateway)
             s3.create_bucket(Bucket="bench")
             native = f"{gateway}/v1/storage/objects/bench/native.bin"
             native_put = median_of(args.repeat, lambda: curl_seconds(["-T", str(source), native]))
@@ -138,15 +142,7 @@ def main() -> None:
             measure("warm-up", small_url, 8, 1)
             small_s3 = measure("4 KiB S3", small_url, 16, args.seconds)
             # The same two straight at storaged: what the S3 API costs there, without the gateway's hop.
-            direct = boto3.client(
-                "s3",
-                endpoint_url=storaged,
-                aws_access_key_id=ACCESS_KEY,
-                aws_secret_access_key=SECRET_KEY,
-                region_name="us-east-1",
-                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-            )  # a presigned URL signs the host it names
-            direct_url = direct.generate_presigned_url(
+            direct_url = client(storaged).generate_presigned_url(  # a presigned URL signs the host it names
                 "get_object", Params={"Bucket": "bench", "Key": "small-4k"}, ExpiresIn=3600
             )
             direct_native = measure(

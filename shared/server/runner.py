@@ -17,6 +17,7 @@ from shared.config import LakehouseConfig
 from shared.config.base import split_bind
 from shared.registry import service as registered
 from shared.server.http_protocol import ServerLimits, protocol_class
+from shared.server.notify import notify_when_healthy
 from shared.server.workers import linux_only, supervise_workers
 from shared.telemetry.metrics import multiprocess_dir
 from shared.web.auth import is_loopback
@@ -135,6 +136,7 @@ def serve(service: str, config: LakehouseConfig) -> None:
     raise_open_files_limit(config.gateway.max_connections)
     # Only the front door runs several processes on its port; a service behind it is one process.
     workers = (config.gateway.workers or os.cpu_count() or 1) if registered(service).front_door else 1
+    notify_when_healthy(config.section_bind(service))
     if workers > 1:
         with multiprocess_dir():  # the workers' metrics add up in one per-run directory
             serve_forked(service, config, workers)

@@ -62,7 +62,11 @@ def service_unit(config: LakehouseConfig, service: str, *, executable: str, conf
         f"PartOf={TARGET}",
         "",
         "[Service]",
-        "Type=exec",
+        # READY=1 comes once the service's own /health is ok (shared/server/notify.py), so a unit is "active" when
+        # it serves, and units ordered after it start then; a replay of a large vector log may take minutes.
+        "Type=notify",
+        "NotifyAccess=main",
+        "TimeoutStartSec=15min",
         f"User={user}",
         f"Group={user}",
         f"Environment=LH_CONFIG={config_path}",

@@ -53,6 +53,7 @@ def test_one_unit_per_service_runs_the_installed_command_under_systemd_rules(uni
         assert args == ["serve", name, "--log-format", "json"]
         assert service["Environment"] == [f"LH_CONFIG={tmp_path / 'lakehouse.toml'}"]
         assert service["Restart"] == ["on-failure"]
+        assert (service["Type"], service["NotifyAccess"]) == (["notify"], ["main"])  # READY=1 once /health is ok
         assert service["User"] == service["Group"] == ["lh"]
         for hardening in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
             assert service[hardening] == ["yes"]

@@ -23,10 +23,13 @@ DIMS = 16
 
 
 @contextmanager
-def serve(name: str, config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def serve(name: str, config: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shared.stack.cli", "serve", name, "--config", str(config)], stdout=out, stderr=out
+            [sys.executable, "-m", "shared.stack.cli", "serve", name, "--config", str(config)],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, **(env or {})},
         )
     try:
         yield process

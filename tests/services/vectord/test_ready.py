@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import time
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -29,6 +32,8 @@ async def test_health_is_loading_while_the_log_replays(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{vectord_port}"
     vectors = np.random.default_rng(0).standard_normal((VECTORS, DIMS)).tolist()
     answers: list[tuple[int, str, int]] = []  # (/health status, its "status", then /v1/vectors status)
+    notified: list[bytes] = []  # what vectord sent systemd's notify socket
+    served_when_notified = 0
 
     with serve("storaged", config, tmp_path / "storaged.log") as storaged:
         wait_for_http(f"http://127.0.0.1:{storaged_port}/health", storaged, timeout_secs=120)
@@ -42,11 +47,26 @@ async def test_health_is_loading_while_the_log_replays(tmp_path: Path) -> None:
             # No clean shutdown, so nothing is checkpointed on the way out either.
             os.kill(vectord.pid, signal.SIGKILL)
             assert vectord.wait(timeout=10) == -signal.SIGKILL
-        with serve("vectord", config, tmp_path / "vectord.log") as vectord:
+        # Run as systemd would run it (Type=notify): READY=1 must wait for the replay too.
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(tmp_path / "notify.sock"))
+        notify.setblocking(False)
+        with (
+            notify,
+            serve(
+                "vectord", config, tmp_path / "vectord.log", {"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+            ) as vectord,
+        ):
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
                 # Until both answer 200: the API may turn ready between a /health probe and the listing after it.
-                while not answers or answers[-1][0] != 200 or answers[-1][2] != 200:
+                deadline = time.monotonic() + 180
+                while not answers or answers[-1][0] != 200 or answers[-1][2] != 200 or not notified:
                     assert vectord.poll() is None, "vectord exited while loading"
+                    assert time.monotonic() < deadline, f"no READY=1 and ok within 180 s: {answers[-3:]}"
+                    with suppress(BlockingIOError):
+                        notified.append(notify.recv(256))
+                        # The moment systemd would call it ready, the API serves.
+                        served_when_notified = (await client.get("/v1/vectors")).status_code
                     try:
                         health = await client.get("/health")
                         listing = await client.get("/v1/vectors")
@@ -57,6 +77,8 @@ async def test_health_is_loading_while_the_log_replays(tmp_path: Path) -> None:
                     await asyncio.sleep(0.02)
                 count = (await client.get("/v1/vectors/k")).json()["count"]
     assert count == VECTORS
+    assert notified[0].split(b"\n")[0] == b"READY=1"
+    assert served_when_notified == 200
     # The replay was seen: vectord served requests before it could answer them.
     assert any(vectors_status == 503 for _, _, vectors_status in answers), answers[:5]
     for health_status, status, vectors_status in answers:
