@@ -54,6 +54,10 @@ bench-chatd *args:
 soak *args:
     uv run python -m scripts.soak {{args}}
 
+# The console's 5 s /v1/health poll against a whole stack for 10 minutes: every false "down" counted.
+soak-health *args:
+    uv run python -m scripts.soak_health {{args}}
+
 # Log benchmark: observerd appends/s with fsync on (c1, c16) and the replay time of a generated 1 GiB log
 bench-logs *args:
     uv run python -m scripts.bench_logs {{args}}
