@@ -21,6 +21,10 @@ from tests.support.servers import run_server
 CSV = b"id,city\n1,amsterdam\n2,berlin\n3,chicago\n"
 
 
+# The S3 API is on, so that its door is attacked too (a second way to name every reserved key).
+S3_KEYS = {"access_key_id": "attack-key", "secret_access_key": "attack-secret-0123456789"}
+
+
 @dataclass
 class AttackStack:
     gateway: str
@@ -47,7 +51,7 @@ def vectord_config(plane: DataPlane) -> LakehouseConfig:
 async def attack_stack(tmp_path: Path, **gateway: Any) -> AsyncIterator[AttackStack]:
     """The stack with one dataset (`trips`, ingested and visible to SQL) and one vector index (`docs`, persisted)."""
     async with AsyncExitStack() as stack:
-        plane = await stack.enter_async_context(data_plane(tmp_path))
+        plane = await stack.enter_async_context(data_plane(tmp_path, s3_api=S3_KEYS))
         vectors = vectord_config(plane)
         vectord = await stack.enter_async_context(run_server(create_vectord(vectors)))
         urls = {

@@ -3,16 +3,22 @@ through the public storage API, while the services that own them keep using stor
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from mypy_boto3_s3 import S3Client
 from pydantic import SecretStr
 
 from services.storaged.client import StoragedClient
+from services.storaged.schemas import reserved_prefix
 from services.vectord.app import create_app as create_vectord
-from tests.security.harness import AttackStack, attack_stack, wait_for_vectord
+from tests.security.harness import S3_KEYS, AttackStack, attack_stack, wait_for_vectord
 from tests.support.servers import run_server
 from tests.support.storage import StoragedService, start_storaged, storaged_config
 
@@ -160,3 +166,44 @@ async def test_the_internal_route_asks_for_the_token_as_the_public_one_does(tmp_
         async with StoragedClient(url, token="rt-token-1", internal=True) as owner:
             await owner.put("_catalog/d/v0000000001.json", b"{}")
             assert await owner.get_bytes("_catalog/d/v0000000001.json") == b"{}"
+
+
+def files_and_bytes(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def s3_client(attack: AttackStack) -> S3Client:
+    return boto3.client(
+        "s3",
+        endpoint_url=attack.gateway,
+        aws_access_key_id=S3_KEYS["access_key_id"],
+        aws_secret_access_key=S3_KEYS["secret_access_key"],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+@pytest.mark.parametrize(("key", "prefix"), INTERNAL_KEYS)
+async def test_the_s3_door_reaches_no_internal_key(attack: AttackStack, key: str, prefix: str) -> None:
+    """The same keys as S3 names them (bucket = first segment): refused by S3's rules, nothing read or written."""
+    s3 = s3_client(attack)
+    await asyncio.to_thread(s3.create_bucket, Bucket="trips-copy")  # a copy's target that exists
+    before = files_and_bytes(attack.root)
+    bucket, _, rest = key.partition("/")
+    attempts: list[Callable[[], object]] = [
+        lambda: s3.list_objects_v2(Bucket=bucket),
+        lambda: s3.put_object(Bucket=bucket, Key=rest or "x", Body=b"{}"),
+        lambda: s3.copy_object(Bucket="trips-copy", Key="k", CopySource={"Bucket": bucket, "Key": rest or "x"}),
+    ]
+    if rest:
+        attempts += [
+            lambda: s3.get_object(Bucket=bucket, Key=rest)["Body"].read(),
+            lambda: s3.delete_object(Bucket=bucket, Key=rest),
+        ]
+    for attempt in attempts:
+        with pytest.raises(ClientError) as exc:
+            await asyncio.to_thread(attempt)
+        assert exc.value.response["Error"]["Code"] in ("AccessDenied", "InvalidBucketName"), prefix
+    names = [b["Name"] for b in (await asyncio.to_thread(s3.list_buckets))["Buckets"]]
+    assert not [name for name in names if reserved_prefix(name + "/")], names
+    assert files_and_bytes(attack.root) == before
