@@ -139,3 +139,8 @@ async def handle_client_disconnect(request: Request, exc: Exception) -> Response
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log (ServerErrorMiddleware logs it); the client gets no internals.
     return error_response("internal_error", "internal error; see the service log")
+
+
+class StartupFailed(Exception):
+    """Raised from a lifespan when the service cannot serve (its bucket is missing, its log is damaged): the message
+    is the one line the operator sees before the service exits non-zero (shared/web/startup.py)."""

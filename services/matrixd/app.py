@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 import orjson
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,7 +16,7 @@ from services.matrixd.schemas import MAX_BODY_BYTES, SearchRequest
 from services.matrixd.search import search
 from services.vectord.client import VectordClient
 from shared.config import LakehouseConfig
-from shared.server.startup import StartupErrorMiddleware, StartupFailed
+from shared.errors import StartupFailed
 from shared.web.app import service_app
 from shared.web.body import read_json
 
@@ -56,6 +55,4 @@ def create_app(config: LakehouseConfig) -> Starlette:
             yield
 
     routes = [Route("/v1/matrix/search", search_route, methods=["POST"])]
-    return service_app(
-        "matrixd", config, routes, lifespan=lifespan, front=[Middleware(StartupErrorMiddleware, service="matrixd")]
-    )
+    return service_app("matrixd", config, routes, lifespan=lifespan)

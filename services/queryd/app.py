@@ -15,7 +15,6 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -27,7 +26,6 @@ from services.queryd.jsonvalues import dumps
 from services.queryd.views import ViewRefresher
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.server.startup import StartupErrorMiddleware
 from shared.upstream.client import RemoteError
 from shared.web.app import service_app
 from shared.web.body import describe_validation, is_json_content_type, read_capped
@@ -153,9 +151,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         Route("/v1/sql/datasets", datasets, methods=["GET"]),
         Route("/v1/sql/refresh", refresh, methods=["POST"]),
     ]
-    return service_app(
-        "queryd", config, routes, lifespan=lifespan, front=[Middleware(StartupErrorMiddleware, service="queryd")]
-    )
+    return service_app("queryd", config, routes, lifespan=lifespan)
 
 
 def _views(engine: Engine) -> dict[str, Any]:

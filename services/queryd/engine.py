@@ -38,8 +38,7 @@ import pyarrow as pa
 import structlog
 
 from services.queryd.classify import read_only_statement
-from shared.errors import LakehouseError
-from shared.server.startup import StartupFailed
+from shared.errors import LakehouseError, StartupFailed
 
 BATCH_ROWS = 122_880  # a multiple of DuckDB's 2048-row vectors
 # DuckDB expands these in a path: an allowed path holding one would let SQL read every file it matches.

@@ -52,7 +52,6 @@ from services.storaged.schemas import (
 )
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.server.startup import StartupErrorMiddleware
 from shared.telemetry.metrics import Metrics
 from shared.web.app import service_app
 from shared.web.body import capped_stream
@@ -177,7 +176,6 @@ def create_app(config: LakehouseConfig) -> Starlette:
         routes,
         lifespan=lifespan,
         front=[
-            Middleware(StartupErrorMiddleware, service="storaged"),
             Middleware(S3Door, s3=S3Api(s3_context, verifier)),
         ],
         metrics=metrics,

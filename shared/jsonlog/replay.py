@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from shared.errors import StartupFailed
 from shared.jsonlog.index import LogIndex, LogSpec
 from shared.jsonlog.snapshot import Snapshot, read_snapshot, restore
 from shared.jsonlog.timestamps import TimestampCodec
@@ -29,7 +30,7 @@ BATCH_SUFFIX = b"]}"
 TAIL_JUNK = b"\x00 \t\r\n"
 
 
-class LogCorrupt(Exception):
+class LogCorrupt(StartupFailed):
     """A line in the middle of the log is damaged; the message names the file, the line and what is wrong."""
 
 

@@ -27,6 +27,7 @@ from shared.telemetry.metrics import Metrics, metrics_route
 from shared.web.auth import AuthMiddleware, is_loopback
 from shared.web.guard import GuardMiddleware
 from shared.web.host import HostHeaderMiddleware
+from shared.web.startup import StartupErrorMiddleware
 
 
 def health_route(service: str) -> Route:
@@ -95,6 +96,7 @@ def service_app(
     app = ServiceApp(
         service=service,
         front=[
+            Middleware(StartupErrorMiddleware, service=service),
             Middleware(AccessLogMiddleware, service=service, observe=metrics.observe),
             Middleware(HostHeaderMiddleware),
             Middleware(

@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.storaged.ranges import Span
-from shared.errors import LakehouseError
-from shared.server.startup import StartupFailed
+from shared.errors import LakehouseError, StartupFailed
 from shared.web.etags import etag_matches
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"

@@ -1,4 +1,8 @@
-"""Startup failures an operator can act on: one line in the log and a non-zero exit, never a traceback."""
+"""Startup failures an operator can act on: one line in the log and a non-zero exit, never a traceback.
+
+Every service app has this in front (`service_app`), so a `StartupFailed` raised by any lifespan — a missing bucket,
+a damaged log, an engine that cannot start — is one line naming the service and the cause.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,13 @@ import sys
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class StartupFailed(Exception):
-    """Raised from a lifespan when the service cannot serve (e.g. its bucket is missing); the message is the line."""
+from shared.errors import StartupFailed
 
 
 class StartupErrorMiddleware:
     """Starlette reports a failed lifespan with the whole traceback; for StartupFailed, uvicorn gets just the line.
 
-    uvicorn logs that line, then "Application startup failed. Exiting.", and `lakehouse serve` exits 1.
+    uvicorn logs that line, then "Application startup failed. Exiting.", and `lakehouse serve` exits 3 (uvicorn's status for a failed startup).
     """
 
     def __init__(self, app: ASGIApp, *, service: str) -> None:
