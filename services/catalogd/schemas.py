@@ -6,7 +6,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
+
+from shared.web.wire import WireModel as SharedWireModel
 
 NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -23,9 +25,9 @@ def check_name(name: str) -> str:
 DatasetName = Annotated[str, AfterValidator(check_name)]
 
 
-class WireModel(BaseModel):
+class WireModel(SharedWireModel):
     # "schema" is the wire name; the attribute is `columns` because `schema` is taken on BaseModel.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
 class Column(WireModel):

@@ -8,7 +8,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StrictStr
 
 from services.chatd.numbers import check_json_numbers
 from services.chatd.types import (
@@ -26,10 +26,11 @@ from services.chatd.types import (
     TopP,
 )
 from shared.errors import LakehouseError
+from shared.web.wire import WireModel
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Strict(WireModel):
+    model_config = ConfigDict(frozen=True)
 
 
 class TextPart(Strict):

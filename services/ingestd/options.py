@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 import pyarrow as pa
 
+from services.catalogd.schemas import CommitMode
 from shared.errors import LakehouseError
 
 Format = Literal["csv", "ndjson", "parquet"]
-Mode = Literal["append", "replace", "create"]
+Mode = CommitMode  # an ingest commits a dataset version the way catalogd's commit modes say
 
 FORMATS: tuple[Format, ...] = ("csv", "ndjson", "parquet")
-MODES: tuple[Mode, ...] = ("append", "replace", "create")
+MODES: tuple[Mode, ...] = get_args(CommitMode)
 
 FORMAT_BY_MEDIA_TYPE: dict[str, Format] = {
     "text/csv": "csv",

@@ -6,11 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.web.wire import WireModel
+
 MAX_BATCH = 1000
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+class Strict(WireModel):
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
 
 
 class OpIn(Strict):

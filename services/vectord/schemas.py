@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictInt, StrictStr
+
+from shared.web.wire import WireModel
 
 MAX_DIMENSIONS = 4096
 MAX_K = 1000
@@ -20,61 +22,57 @@ Component = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 ItemId = Annotated[StrictStr, Field(min_length=1, max_length=512)]
 
 
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateIndexRequest(Wire):
+class CreateIndexRequest(WireModel):
     dimensions: StrictInt = Field(ge=1, le=MAX_DIMENSIONS)
     metric: Metric = "cosine"
 
 
-class IndexInfo(Wire):
+class IndexInfo(WireModel):
     name: str
     dimensions: int
     metric: Metric
     count: int
 
 
-class IndexList(Wire):
+class IndexList(WireModel):
     indexes: list[IndexInfo]
 
 
-class Item(Wire):
+class Item(WireModel):
     id: ItemId
     vector: list[Component] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
 
 
-class UpsertRequest(Wire):
+class UpsertRequest(WireModel):
     items: list[Item] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-class UpsertResult(Wire):
+class UpsertResult(WireModel):
     upserted: int
 
 
-class DeleteRequest(Wire):
+class DeleteRequest(WireModel):
     ids: list[ItemId] = Field(min_length=1, max_length=MAX_ITEMS)
 
 
-class DeleteResult(Wire):
+class DeleteResult(WireModel):
     deleted: int
 
 
-class QueryRequest(Wire):
+class QueryRequest(WireModel):
     vector: list[Component] = Field(min_length=1)
     k: StrictInt = Field(10, ge=1, le=MAX_K)
     filter: dict[str, Any] | None = None
     include_vectors: StrictBool = False
 
 
-class Match(Wire):
+class Match(WireModel):
     id: str
     score: float
     metadata: dict[str, Any]
     vector: list[float] | None = None
 
 
-class QueryResult(Wire):
+class QueryResult(WireModel):
     matches: list[Match]

@@ -16,7 +16,8 @@ from shared.errors import StartupFailed
 class StartupErrorMiddleware:
     """Starlette reports a failed lifespan with the whole traceback; for StartupFailed, uvicorn gets just the line.
 
-    uvicorn logs that line, then "Application startup failed. Exiting.", and `lakehouse serve` exits 3 (uvicorn's status for a failed startup).
+    uvicorn logs that line, then "Application startup failed. Exiting.", and `lakehouse serve` exits 3 (uvicorn's
+    status for a failed startup).
     """
 
     def __init__(self, app: ASGIApp, *, service: str) -> None:
