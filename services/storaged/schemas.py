@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from shared.web.wire import WireModel
 
 OBJECTS = "/v1/storage/objects"
 # Outside /v1/: the gateway never forwards it (services/storaged/app.py has the threat model).
@@ -35,10 +37,6 @@ def reserved_prefix(key: str) -> str | None:
         if key.startswith(prefix) or key == prefix[:-1]:
             return prefix
     return None
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PutResult(WireModel):
