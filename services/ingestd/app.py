@@ -14,7 +14,7 @@ from services.catalogd.client import CatalogdClient
 from services.catalogd.schemas import check_name
 from services.ingestd.convert import Layout
 from services.ingestd.multipart import FilePart, boundary_of
-from services.ingestd.options import decide_format, parse_options
+from services.ingestd.options import csv_options, decide_format, parse_options
 from services.ingestd.pipeline import Ingest, Source
 from services.storaged.client import StoragedClient
 from shared.config import LakehouseConfig
@@ -57,10 +57,11 @@ def create_app(config: LakehouseConfig) -> Starlette:
             source = Source(
                 part.chunks(),
                 lambda: decide_format(options.format, part.content_type, part.filename),
+                lambda: csv_options(options, part.filename),
                 opened=part.open,
             )
         else:
-            source = Source(body, lambda: decide_format(options.format, content_type, None))
+            source = Source(body, lambda: decide_format(options.format, content_type, None), lambda: options.csv)
         job = Ingest(
             dataset=dataset,
             options=options,

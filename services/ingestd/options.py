@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar, get_args
 
 import pyarrow as pa
@@ -38,6 +38,8 @@ FORMAT_BY_SUFFIX: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+# The delimiter a file's name promises, where it is not a comma; `delimiter=` in the query still wins.
+DELIMITER_BY_SUFFIX: dict[str, str] = {".tsv": "\t"}
 
 # Names accepted in `types=` beyond pyarrow's own aliases (int64, float64, string, bool, date32, timestamp[us], ...).
 TYPE_ALIASES: dict[str, pa.DataType] = {
@@ -102,6 +104,7 @@ class IngestOptions:
     mode: Mode = "append"
     format: Format | None = None  # None: decided from the Content-Type or the file name
     csv: CsvOptions = field(default_factory=CsvOptions)
+    delimiter_given: bool = False  # False: the file name may set it (DELIMITER_BY_SUFFIX)
 
 
 def _one_of(key: str, value: str, allowed: tuple[T, ...]) -> T:
@@ -138,7 +141,20 @@ def parse_options(query: Mapping[str, str]) -> IngestOptions:
         mode=_one_of("mode", query.get("mode", "append"), MODES),
         format=_one_of("format", query["format"], FORMATS) if "format" in query else None,
         csv=csv,
+        delimiter_given="delimiter" in query,
     )
+
+
+def _suffix(filename: str | None) -> str:
+    return "." + filename.rpartition(".")[2].lower() if filename and "." in filename else ""
+
+
+def csv_options(options: IngestOptions, filename: str | None) -> CsvOptions:
+    """The query's CSV options, with the delimiter the file's name promises (a .tsv: tab) unless the query set one."""
+    delimiter = DELIMITER_BY_SUFFIX.get(_suffix(filename))
+    if options.delimiter_given or delimiter is None:
+        return options.csv
+    return replace(options.csv, delimiter=delimiter)
 
 
 def decide_format(explicit: Format | None, content_type: str, filename: str | None) -> Format:
@@ -148,8 +164,4 @@ def decide_format(explicit: Format | None, content_type: str, filename: str | No
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type in FORMAT_BY_MEDIA_TYPE:
         return FORMAT_BY_MEDIA_TYPE[media_type]
-    if filename:
-        suffix = "." + filename.rpartition(".")[2].lower() if "." in filename else ""
-        if suffix in FORMAT_BY_SUFFIX:
-            return FORMAT_BY_SUFFIX[suffix]
-    return "csv"
+    return FORMAT_BY_SUFFIX.get(_suffix(filename), "csv")

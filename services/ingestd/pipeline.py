@@ -20,7 +20,7 @@ import structlog
 from services.catalogd.client import CatalogdClient, CatalogError
 from services.catalogd.schemas import Column, DataFile
 from services.ingestd.convert import Converted, Layout, convert, schema_fields
-from services.ingestd.options import Format, IngestOptions
+from services.ingestd.options import CsvOptions, Format, IngestOptions
 from services.ingestd.parquet_writer import Part
 from services.ingestd.spool import Spool, SpoolAborted
 from services.storaged.client import StoragedClient, StorageError
@@ -38,6 +38,7 @@ class Source:
 
     chunks: AsyncIterator[bytes]
     decide_format: Callable[[], Format]
+    csv: Callable[[], CsvOptions]  # the CSV options, once the file's name is known (a .tsv is tab-separated)
     opened: Callable[[], Awaitable[None]] | None = None
 
 
@@ -99,12 +100,12 @@ class Ingest:
                     raise SpoolAborted("the ingest was aborted")
             loop.call_soon_threadsafe(parts.put_nowait, part)
 
-        async def conversion(fmt: Format) -> None:
+        async def conversion(fmt: Format, csv: CsvOptions) -> None:
             nonlocal converted
             try:
                 # Not abandoned on cancel: the thread reads the spool's fd, so it must be done before the fd closes;
                 # _aborting wakes it (SpoolAborted) as soon as any sibling fails.
-                converted = await anyio.to_thread.run_sync(convert, spool, fmt, self.options.csv, self.layout, on_part)
+                converted = await anyio.to_thread.run_sync(convert, spool, fmt, csv, self.layout, on_part)
             finally:
                 loop.call_soon_threadsafe(parts.put_nowait, None)
 
@@ -114,7 +115,7 @@ class Ingest:
             fmt = source.decide_format()
             try:
                 async with anyio.create_task_group() as tasks:
-                    tasks.start_soon(_aborting, spool, conversion(fmt))
+                    tasks.start_soon(_aborting, spool, conversion(fmt, source.csv()))
                     tasks.start_soon(_aborting, spool, self._upload(run, parts, slots))
                     await _aborting(spool, self._receive(source.chunks, spool))
             except BaseExceptionGroup as group:

@@ -67,6 +67,17 @@ async def test_multipart_csv_like_curl_dash_f(plane: DataPlane) -> None:
     assert response.json()["rows"] == 3
 
 
+async def test_a_tsv_file_is_tab_separated_unless_the_query_says_otherwise(plane: DataPlane) -> None:
+    tsv = b"id\tcity, country\n1\tlisbon, pt\n2\tporto, pt\n"
+    by_name = await plane.http.post(f"{plane.ingestd}/v1/ingest/tsv", files={"file": ("places.tsv", tsv)})
+    assert by_name.status_code == 201, by_name.text
+    assert [c["name"] for c in by_name.json()["schema"]] == ["id", "city, country"]
+    said = await plane.http.post(
+        f"{plane.ingestd}/v1/ingest/said?delimiter=,", files={"file": ("places.tsv", b"a,b\n1,2\n")}
+    )
+    assert [c["name"] for c in said.json()["schema"]] == ["a", "b"]
+
+
 async def test_parquet_raw(plane: DataPlane) -> None:
     sink = io.BytesIO()
     pq.write_table(pa.table({"x": [1, 2], "y": ["a", "b"]}), sink)
