@@ -24,6 +24,7 @@ from services.ingestd.options import CsvOptions, Format, IngestOptions
 from services.ingestd.parquet_writer import Part
 from services.ingestd.spool import Spool, SpoolAborted
 from services.storaged.client import StoragedClient, StorageError
+from services.storaged.schemas import data_file_key
 from shared.errors import LakehouseError
 
 SPOOL_WRITE_BYTES = 1 << 20
@@ -54,7 +55,7 @@ class Ingest:
     bytes_in: int = 0
 
     def key(self, run: str, part: Part) -> str:
-        return f"datasets/{self.dataset}/{run}/part-{part.index:05d}.parquet"
+        return data_file_key(self.dataset, run, part.index)
 
     async def _receive(self, chunks: AsyncIterator[bytes], spool: Spool) -> None:
         pending: list[bytes] = []

@@ -38,6 +38,7 @@ import pyarrow as pa
 import structlog
 
 from services.queryd.classify import read_only_statement
+from services.storaged.schemas import local_object_path
 from shared.errors import LakehouseError, StartupFailed
 
 BATCH_ROWS = 122_880  # a multiple of DuckDB's 2048-row vectors
@@ -265,8 +266,8 @@ class Engine:
         """Where DuckDB reads an object key: under the local root, or in the S3 bucket."""
         if self.s3 is not None:
             return f"s3://{self.s3.bucket}/{key}"
-        assert self._root is not None
-        return self._root + key
+        assert self.data_root is not None
+        return local_object_path(str(self.data_root), key)
 
     def scrub(self, message: str) -> str:
         """`message` without the server's paths: a file under the root is named by its object key."""

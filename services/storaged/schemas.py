@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import Field
 
@@ -28,6 +29,21 @@ RESERVED_PREFIXES: Mapping[str, str] = {
     KEYS_PREFIX: "the key store",
     S3_PREFIX: "the S3 API",
 }
+
+
+# Where the data lives: ingested Parquet (s3://datasets/<dataset>/... through the S3 API).
+DATASETS_PREFIX = "datasets/"
+
+
+def data_file_key(dataset: str, run: str, part: int) -> str:
+    """The key of part `part` of ingest run `run` of `dataset` (ingestd writes it, the catalog's manifests list it)."""
+    return f"{DATASETS_PREFIX}{dataset}/{run}/part-{part:05d}.parquet"
+
+
+def local_object_path(root: str, key: str) -> str:
+    """The file that holds object `key` on the local backend under `root` (absolute, resolved): exactly `root/<key>`,
+    which is what lets a reader on the same box (queryd's DuckDB) read an object without storaged in the way."""
+    return str(Path(root).resolve()).rstrip("/") + "/" + key
 
 
 def reserved_prefix(key: str) -> str | None:
