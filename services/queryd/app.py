@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -28,7 +28,7 @@ from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 from shared.upstream.client import RemoteError
 from shared.web.app import service_app
-from shared.web.body import describe_validation, is_json_content_type, read_capped
+from shared.web.body import read_json
 
 MAX_SQL_BODY = 1 << 20
 # Queries wait for a worker thread here, not in anyio's shared pool that every other blocking call uses.
@@ -164,15 +164,7 @@ CURL_DEFAULT = "application/x-www-form-urlencoded"
 
 
 async def _sql_request(request: Request) -> SqlRequest:
-    content_type = request.headers.get("content-type", "")
-    if not is_json_content_type(content_type) and content_type.partition(";")[0].strip().lower() != CURL_DEFAULT:
-        raise LakehouseError(
-            "unsupported_media_type", f"expected Content-Type: application/json, got {content_type[:80] or 'none'}"
-        )
-    try:
-        return SqlRequest.model_validate_json(await read_capped(request, MAX_SQL_BODY))
-    except ValidationError as exc:
-        raise LakehouseError("invalid_request", describe_validation(exc)) from None
+    return await read_json(request, SqlRequest, max_bytes=MAX_SQL_BODY, also_accept=frozenset({CURL_DEFAULT}))
 
 
 async def _refreshed(refresher: ViewRefresher) -> bool:
