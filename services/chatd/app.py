@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from services.chatd.builder import build_registry
@@ -31,13 +30,9 @@ from shared.errors import LakehouseError
 from shared.telemetry.metrics import Metrics
 from shared.web.app import service_app
 from shared.web.body import is_json_content_type, read_capped
+from shared.web.responses import json_response
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class OrjsonResponse(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 async def read_request(request: Request, model: type[ModelT]) -> ModelT:
@@ -78,7 +73,7 @@ async def chat(request: Request) -> Response:
         completion.completion_tokens,
         call.totals.latency_ms,
     )
-    return OrjsonResponse(answer, headers=routed_headers(call.target))
+    return json_response(answer, headers=routed_headers(call.target))
 
 
 async def completions(request: Request) -> Response:
@@ -95,19 +90,19 @@ async def completions(request: Request) -> Response:
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     except LakehouseError as exc:
-        return OrjsonResponse(error_payload(exc), status_code=exc.status, headers=exc.headers)
+        return json_response(error_payload(exc), exc.status, exc.headers)
     assert call.target is not None
-    return OrjsonResponse(completion_body(call.target.routed, completion), headers=routed_headers(call.target))
+    return json_response(completion_body(call.target.routed, completion), headers=routed_headers(call.target))
 
 
-async def models(request: Request) -> JSONResponse:
+async def models(request: Request) -> Response:
     config: LakehouseConfig = request.app.state.config
-    return OrjsonResponse(await model_list(config.models, request.app.state.registry))
+    return json_response(await model_list(config.models, request.app.state.registry))
 
 
-async def providers(request: Request) -> JSONResponse:
+async def providers(request: Request) -> Response:
     registry: Registry = request.app.state.registry
-    return OrjsonResponse({"providers": registry.listing()})
+    return json_response({"providers": registry.listing()})
 
 
 def create_app(config: LakehouseConfig) -> Starlette:

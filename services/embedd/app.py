@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,14 +21,7 @@ from shared.config import LakehouseConfig
 from shared.config.embedd import EmbeddConfig
 from shared.web.app import service_app
 from shared.web.body import read_json
-
-
-def json_response(content: Any, status_code: int = 200) -> Response:
-    return Response(
-        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status_code,
-        media_type="application/json",
-    )
+from shared.web.responses import json_response
 
 
 def build_embedder(config: EmbeddConfig) -> Embedder:

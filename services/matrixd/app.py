@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +18,7 @@ from shared.config import LakehouseConfig
 from shared.errors import StartupFailed
 from shared.web.app import service_app
 from shared.web.body import read_json
+from shared.web.responses import json_response
 
 
 async def search_route(request: Request) -> Response:
@@ -34,7 +34,7 @@ async def search_route(request: Request) -> Response:
         vector = embedded.embeddings[0]
     matches, errors = await search(request.app.state.vectord, body, vector)
     content = {"matches": [m.model_dump() for m in matches], "errors": errors}
-    return Response(orjson.dumps(content), media_type="application/json")
+    return json_response(content)
 
 
 def create_app(config: LakehouseConfig) -> Starlette:

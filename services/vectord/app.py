@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import anyio
 import numpy as np
-import orjson
 import structlog
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -35,13 +34,10 @@ from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
 from shared.web.app import service_app
 from shared.web.body import read_json
+from shared.web.responses import json_response
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 RETRY_MAX_SECS = 5.0
-
-
-def json_response(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
 
 
 async def read_body(request: Request, model: type[ModelT]) -> ModelT:
