@@ -29,7 +29,7 @@ from mypy_boto3_s3 import S3Client
 from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 from scripts.bench_storage import curl_seconds, median_of, random_file, storaged_behind_gateway
-from scripts.benchlib import Result, announce_load_generator, measure
+from scripts.benchlib import Result, announce_load_generator, measure, result_row
 
 MIB = 1 << 20
 ACCESS_KEY = "bench-key"
@@ -173,10 +173,7 @@ def print_tables(mib: int, rows: list[tuple[str, float, float]], small: list[tup
     print("|---|---|---|---|---|---|")
     for native, s3 in small:
         for result in (native, s3):
-            print(
-                f"| {result.label} | {result.requests_per_sec:.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} "
-                f"| {result.errors} | {result.requests_per_sec / native.requests_per_sec:.2f}x |"
-            )
+            print(result_row(result, f"{result.requests_per_sec / native.requests_per_sec:.2f}x"))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.benchlib import announce_load_generator, measure, process
+from scripts.benchlib import announce_load_generator, measure, process, result_row
 from scripts.net import free_port
 
 MIB = 1 << 20
@@ -124,10 +124,7 @@ def main() -> None:
     print("| 4 KiB GET, c16 | req/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|")
     for result in (small_direct, small_gateway):
-        print(
-            f"| {result.label} | {result.requests_per_sec:.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} "
-            f"| {result.errors} |"
-        )
+        print(result_row(result))
 
 
 if __name__ == "__main__":

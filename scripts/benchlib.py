@@ -154,6 +154,12 @@ def announce_load_generator() -> None:
         )
 
 
+def result_row(result: Result, *extra: str) -> str:
+    """One Markdown row of a measurement: label, req/s, p50 and p99 ms, errors, then `extra` cells."""
+    cells = [result.label, f"{result.requests_per_sec:.0f}", f"{result.p50_ms:.2f}", f"{result.p99_ms:.2f}"]
+    return "| " + " | ".join([*cells, str(result.errors), *extra]) + " |"
+
+
 def print_table(direct: Sequence[Result], via: Sequence[Result], via_label: str) -> None:
     print()
     print(

@@ -266,8 +266,8 @@ class Engine:
         """Where DuckDB reads an object key: under the local root, or in the S3 bucket."""
         if self.s3 is not None:
             return f"s3://{self.s3.bucket}/{key}"
-        assert self.data_root is not None
-        return local_object_path(str(self.data_root), key)
+        assert self._root is not None
+        return local_object_path(self._root, key)  # the root resolved once, at start
 
     def scrub(self, message: str) -> str:
         """`message` without the server's paths: a file under the root is named by its object key."""

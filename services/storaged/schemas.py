@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 
 from pydantic import Field
 
@@ -41,9 +40,9 @@ def data_file_key(dataset: str, run: str, part: int) -> str:
 
 
 def local_object_path(root: str, key: str) -> str:
-    """The file that holds object `key` on the local backend under `root` (absolute, resolved): exactly `root/<key>`,
-    which is what lets a reader on the same box (queryd's DuckDB) read an object without storaged in the way."""
-    return str(Path(root).resolve()).rstrip("/") + "/" + key
+    """The file that holds object `key` on the local backend under `root`: exactly `root/<key>`, which is what lets a
+    reader on the same box (queryd's DuckDB) read an object without storaged in the way."""
+    return root.rstrip("/") + "/" + key
 
 
 def reserved_prefix(key: str) -> str | None:

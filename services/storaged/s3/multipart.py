@@ -22,7 +22,7 @@ from services.storaged.ranges import Span
 from services.storaged.s3.buckets import require_bucket
 from services.storaged.s3.context import S3Context, S3Request, single
 from services.storaged.s3.errors import S3Error
-from services.storaged.s3.objects import open_copy_source
+from services.storaged.s3.objects import copy_source, open_copy_source
 from services.storaged.s3.xml import Node, child_text, children, document, parse, timestamp
 from services.storaged.schemas import S3_PREFIX
 from shared.errors import LakehouseError
@@ -137,7 +137,7 @@ def _copy_range(header: str | None, size: int) -> Span | None:
 
 async def _upload_part_copy(context: S3Context, s3: S3Request, part_key: str) -> Response:
     """UploadPartCopy: the part is (a range of) an existing object, copied inside the store."""
-    handle = await open_copy_source(context, s3)
+    handle = await open_copy_source(context, s3, copy_source(s3))
     try:
         span = _copy_range(s3.headers.get("x-amz-copy-source-range"), handle.info.size)
         info = await context.backend.put(

@@ -161,7 +161,7 @@ async def delete_objects(context: S3Context, s3: S3Request) -> Response:
     return Response(document("DeleteResult", results), media_type=XML)
 
 
-def _copy_source(s3: S3Request) -> S3Request:
+def copy_source(s3: S3Request) -> S3Request:
     """The object x-amz-copy-source names, as a request for it (its bucket and key checked as any other's)."""
     raw = unquote(s3.headers["x-amz-copy-source"]).lstrip("/")
     source, _, version = raw.partition("?")
@@ -173,9 +173,9 @@ def _copy_source(s3: S3Request) -> S3Request:
     return S3Request(s3.request, s3.auth, bucket, key)
 
 
-async def open_copy_source(context: S3Context, s3: S3Request) -> ObjectHandle:
-    """The object a copy (CopyObject, UploadPartCopy) reads, opened once its x-amz-copy-source-if-* conditions held."""
-    source = _copy_source(s3)
+async def open_copy_source(context: S3Context, s3: S3Request, source: S3Request) -> ObjectHandle:
+    """The object a copy (CopyObject, UploadPartCopy) reads (`source`, from `copy_source`), opened once the
+    request's x-amz-copy-source-if-* conditions held."""
     handle = await _open(context, source, source.native_key)
     info = handle.info
     match = s3.headers.get("x-amz-copy-source-if-match")
@@ -194,13 +194,14 @@ async def copy_object(context: S3Context, s3: S3Request) -> Response:
     directive = s3.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise S3Error("InvalidArgument", "x-amz-metadata-directive must be COPY or REPLACE")
-    if _copy_source(s3).native_key == target and directive == "COPY":
+    source = copy_source(s3)
+    if source.native_key == target and directive == "COPY":
         raise S3Error(
             "InvalidRequest",
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
             "object's metadata, storage class, website redirect location or encryption attributes.",
         )
-    handle = await open_copy_source(context, s3)
+    handle = await open_copy_source(context, s3, source)
     try:
         info = handle.info
         if directive == "COPY":
