@@ -20,6 +20,7 @@ from shared.registry import FAMILY_PREFIX, upstreams
 from shared.telemetry.metrics import Metrics
 from shared.upstream import UpstreamPool
 from shared.web.app import service_app
+from shared.web.iceberg_errors import IcebergErrorShape
 from shared.web.s3_requests import is_s3_request
 
 # chatd answers within its own timeout_secs; the gateway waits that long plus this margin.
@@ -65,6 +66,9 @@ def build_routes(config: LakehouseConfig) -> Routes:
         name = service.timeout_key
         timeout = family_timeout(config, name)
         routes.families[name] = Family(name, service.name, pool, timeout)
+        for family in service.more_families:
+            segment = family.removeprefix(FAMILY_PREFIX)
+            routes.families[segment] = Family(segment, service.name, pool, timeout)
         for path in service.exact_paths:
             routes.exact[path] = Family(path.removeprefix(FAMILY_PREFIX), service.name, pool, timeout)
         if service.serves_s3:
@@ -103,4 +107,6 @@ def create_app(config: LakehouseConfig) -> Starlette:
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,
         signed=is_s3_request,
+        # The gateway's own refusals (401, 403, catalogd down) reach Iceberg clients in the catalog's error shape.
+        outer=[Middleware(IcebergErrorShape)],
     )

@@ -52,6 +52,9 @@ class Service:
     app: Callable[[LakehouseConfig], ASGIApp]  # the app factory
     family: str = ""  # the gateway path prefix, "/v1/<one segment>"; "" for the gateway itself
     exact_paths: tuple[str, ...] = ()  # single paths the gateway also sends here (OpenAI's /v1/models, ...)
+    more_families: tuple[
+        str, ...
+    ] = ()  # further prefixes it serves, sharing the family's pool (catalogd's /v1/iceberg)
     serves_s3: bool = False  # the gateway sends it S3 requests (shared/web/s3_requests.py): storaged, exactly one
     timeout_secs: float = 30.0  # the gateway's default wait for response headers; 0 = derived (timeout_help says how)
     timeout_help: str = ""
@@ -60,10 +63,11 @@ class Service:
     key_files: Callable[[Any], Sequence[KeyFile]] = field(default=lambda section: ())  # its section in, its secrets
 
     def __post_init__(self) -> None:
-        segment = self.family.removeprefix(FAMILY_PREFIX)
-        if self.family and (not self.family.startswith(FAMILY_PREFIX) or not segment or "/" in segment):
-            raise ValueError(f'{self.name}: family must be "/v1/<segment>", got "{self.family}"')
-        if self.exact_paths and not self.family:
+        for family in (self.family, *self.more_families):
+            segment = family.removeprefix(FAMILY_PREFIX)
+            if family and (not family.startswith(FAMILY_PREFIX) or not segment or "/" in segment):
+                raise ValueError(f'{self.name}: family must be "/v1/<segment>", got "{family}"')
+        if (self.exact_paths or self.more_families) and not self.family:
             raise ValueError(f"{self.name}: exact paths need a family (they share its upstream and timeout)")
         if self.timeout_secs == 0 and not self.timeout_help:
             raise ValueError(f"{self.name}: a timeout of 0 (derived) needs timeout_help saying how")
@@ -94,7 +98,7 @@ class Service:
 
     @property
     def routes(self) -> tuple[str, ...]:
-        return (self.family, *self.exact_paths) if self.family else ()
+        return (self.family, *self.more_families, *self.exact_paths) if self.family else ()
 
 
 class RegistryError(Exception):

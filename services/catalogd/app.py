@@ -7,18 +7,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.catalogd.catalog import Catalog, StoredVersion
+from services.catalogd.catalog import Catalog
+from services.catalogd.iceberg.namespaces import Namespaces
+from services.catalogd.iceberg.routes import Iceberg, iceberg_routes
+from services.catalogd.iceberg.tables import Tables
 from services.catalogd.schemas import CommitRequest, DatasetList, VersionList, check_name
+from services.catalogd.stored import StoredVersion
 from services.storaged.client import StoragedClient
 from shared.config import LakehouseConfig
+from shared.config.base import split_bind
 from shared.errors import LakehouseError
 from shared.web.app import service_app
 from shared.web.body import read_json
 from shared.web.etags import etag_matches
+from shared.web.iceberg_errors import IcebergErrorShape
 
 DATASETS = "/v1/catalog/datasets"
 MAX_COMMIT_BYTES = 16 << 20  # a commit lists files, not data: even 100k files fit
@@ -45,11 +52,13 @@ def create_app(config: LakehouseConfig) -> Starlette:
     settings = config.catalogd
     token = config.auth.token.get_secret_value()
     state: dict[str, Catalog] = {}
+    iceberg: dict[str, Iceberg] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with StoragedClient(settings.storaged_url, token=token, internal=True) as storage:
             state["catalog"] = Catalog(storage)
+            iceberg["iceberg"] = Iceberg(Tables(state["catalog"], settings.warehouse), Namespaces(storage))
             yield
 
     def catalog() -> Catalog:
@@ -86,6 +95,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         return Response(status_code=204)
 
     routes = [
+        *iceberg_routes(lambda: iceberg["iceberg"], iceberg_overrides(config)),
         Route(DATASETS, list_datasets, methods=["GET"]),
         Route(DATASETS + "/{name}", get_manifest, methods=["GET"]),
         Route(DATASETS + "/{name}", delete_dataset, methods=["DELETE"]),
@@ -93,4 +103,18 @@ def create_app(config: LakehouseConfig) -> Starlette:
         Route(DATASETS + "/{name}/versions/{version}", get_version, methods=["GET"]),
         Route(DATASETS + "/{name}/commits", commit, methods=["POST"]),
     ]
-    return service_app("catalogd", config, routes, lifespan=lifespan)
+    return service_app("catalogd", config, routes, lifespan=lifespan, outer=[Middleware(IcebergErrorShape)])
+
+
+def iceberg_overrides(config: LakehouseConfig) -> dict[str, str]:
+    """What an engine must set to read and write the tables' files through the lakehouse's S3 API."""
+    endpoint = config.catalogd.s3_endpoint
+    if not endpoint:
+        host, port = split_bind(config.gateway.bind)
+        endpoint = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+    return {
+        "s3.endpoint": endpoint,
+        "s3.path-style-access": "true",
+        "s3.region": config.s3_api.region,
+        "warehouse": config.catalogd.warehouse,
+    }

@@ -17,29 +17,24 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from services.catalogd.iceberg.recorder import Recorder
+from services.catalogd.iceberg.store import IcebergStore
 from services.catalogd.schemas import (
     Column,
-    CommitMode,
     CommitRequest,
     DataFile,
     DatasetSummary,
-    Manifest,
     VersionSummary,
 )
+from services.catalogd.stored import StoredVersion
 from services.storaged.client import StoragedClient, StorageError
-from services.storaged.schemas import CATALOG_PREFIX, RESERVED_PREFIXES, reserved_prefix
+from services.storaged.schemas import CATALOG_PREFIX, DATASETS_PREFIX, RESERVED_PREFIXES, reserved_prefix
 from shared.errors import LakehouseError
 from shared.web.body import describe_validation
 
 MAX_COMMIT_ATTEMPTS = 500  # each lost race means another commit won: bounded only against a runaway
 CACHE_ENTRIES = 4096
 FILE_CHECKS_IN_FLIGHT = 16
-
-
-class StoredVersion(Manifest):
-    """A version object as stored: the manifest and how it was made."""
-
-    mode: CommitMode
 
 
 def version_key(name: str, version: int) -> str:
@@ -53,6 +48,11 @@ def parse_version_key(key: str) -> tuple[str, int] | None:
     if not (leaf.startswith("v") and leaf.endswith(".json") and leaf[1:-5].isdigit()):
         return None
     return name, int(leaf[1:-5])
+
+
+def table_location(name: str) -> str:
+    """Where a dataset's Iceberg files go when the lakehouse makes the table: beside its ingested data."""
+    return f"s3://{DATASETS_PREFIX}{name}"
 
 
 def _not_found(name: str) -> LakehouseError:
@@ -114,6 +114,8 @@ class Catalog:
     def __init__(self, storage: StoragedClient) -> None:
         self.storage = storage
         self._cache: OrderedDict[str, tuple[str, StoredVersion]] = OrderedDict()
+        # Every version is an Iceberg table version too: the recorder writes its metadata before the version lands.
+        self.recorder = Recorder(IcebergStore(storage), table_location)
 
     # --- reading -----------------------------------------------------------------------------------------------
 
@@ -190,7 +192,14 @@ class Catalog:
             raise _not_found(name)
         loaded = await asyncio.gather(*(self._load(key, etag) for _, _, key, etag in listed))
         return [
-            VersionSummary(version=v.version, mode=v.mode, rows=v.rows, bytes=v.bytes, created_at=v.updated_at)
+            VersionSummary(
+                version=v.version,
+                mode=v.mode,
+                rows=v.rows,
+                bytes=v.bytes,
+                created_at=v.updated_at,
+                snapshot_id=v.snapshot_id,
+            )
             for v in loaded
             if v is not None
         ]
@@ -272,39 +281,55 @@ class Catalog:
         check_commit(request)
         await self._check_files(request.files)
         for attempt in range(MAX_COMMIT_ATTEMPTS):
-            new = self._next(name, request, await self.current(name))
-            try:
-                await self.storage.put(
-                    version_key(name, new.version),
-                    new.model_dump_json().encode(),
-                    content_type="application/json",
-                    if_none_match=True,
-                )
-            except StorageError as exc:
-                if exc.code in ("upstream_unavailable", "upstream_timeout"):
-                    # The PUT may or may not have landed before the connection failed: the object itself says.
-                    if await self._load(version_key(name, new.version)) == new:
-                        return new
-                    continue
-                if exc.code != "precondition_failed":
-                    raise _storage_failure(exc) from None
-                # Another commit made this version first: spread the retries so the losers do not collide again.
-                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
-                continue
-            return new
+            current = await self.current(name)
+            new, written = await self.recorder.record(
+                self._next(name, request, current), current, request.files, lambda n: self.version(name, n)
+            )
+            if await self.publish(new):
+                return new
+            await self.recorder.store.remove(written)
+            # Another commit made this version first: spread the retries so the losers do not collide again.
+            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
         raise LakehouseError(
             "version_conflict", f"dataset {name!r} changed under every one of {MAX_COMMIT_ATTEMPTS} tries"
         )
 
+    async def publish(self, new: StoredVersion) -> bool:
+        """Store `new` as its dataset's next version: False when another version of that number landed first."""
+        key = version_key(new.name, new.version)
+        try:
+            await self.storage.put(
+                key, new.model_dump_json().encode(), content_type="application/json", if_none_match=True
+            )
+        except StorageError as exc:
+            if exc.code in ("upstream_unavailable", "upstream_timeout"):
+                # The PUT may or may not have landed before the connection failed: the object itself says.
+                return await self._load(key) == new
+            if exc.code != "precondition_failed":
+                raise _storage_failure(exc) from None
+            return False
+        return True
+
     # --- deleting ----------------------------------------------------------------------------------------------
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, purge: bool = True) -> None:
+        """Forget every version of `name`; `purge`: also delete its data files and Iceberg files (the native API's
+        DELETE always purges; an Iceberg drop without purgeRequested leaves the files to whoever wants them)."""
         listed = await self._version_keys(f"{CATALOG_PREFIX}{name}/")
         if not listed:
             raise _not_found(name)
         loaded = await asyncio.gather(*(self._load_readable(key, etag) for _, _, key, etag in listed))
-        data_keys = sorted({f.key for v in loaded if v is not None for f in v.files})
+        data_keys = {f.key for v in loaded if v is not None for f in v.files} if purge else set()
+        # The table's Iceberg files: metadata, manifest lists and manifests, all under <location>/metadata/.
+        metadata_dirs = {table_location(name).removeprefix("s3://") + "/metadata/"}
+        metadata_dirs |= {
+            v.metadata_location.removeprefix("s3://").rpartition("/metadata/")[0] + "/metadata/"
+            for v in loaded
+            if v is not None and v.metadata_location is not None
+        }
         try:
+            for prefix in sorted(metadata_dirs) if purge else ():
+                data_keys |= {info.key async for info in self.storage.iter_objects(prefix)}
             # Newest manifest first: until the last one goes, what remains is an older, complete version.
             for _, _, key, _ in reversed(listed):
                 await self.storage.delete(key)
@@ -315,6 +340,22 @@ class Catalog:
                 async with gate:
                     await self.storage.delete(key)
 
-            await asyncio.gather(*(remove(k) for k in data_keys))
+            await asyncio.gather(*(remove(k) for k in sorted(data_keys)))
         except StorageError as exc:
             raise _storage_failure(exc) from None
+
+    async def rename(self, source: str, destination: str) -> None:
+        """Every version of `source` becomes the same version of `destination`, then `source` is forgotten (its
+        files stay where they are: the versions point at them). already_exists when `destination` has any."""
+        listed = await self._version_keys(f"{CATALOG_PREFIX}{source}/")
+        if not listed:
+            raise _not_found(source)
+        versions = await asyncio.gather(*(self._load(key, etag) for _, _, key, etag in listed))
+        for version in versions:
+            if version is not None and not await self.publish(version.model_copy(update={"name": destination})):
+                raise LakehouseError("already_exists", f"dataset {destination!r} already exists")
+        await self.delete(source, purge=False)
+
+    async def names(self) -> list[str]:
+        """Every dataset's name, whatever its manifest says."""
+        return sorted({name for name, _, _, _ in await self._version_keys(CATALOG_PREFIX)})

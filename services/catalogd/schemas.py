@@ -11,14 +11,20 @@ from pydantic import AfterValidator, ConfigDict, Field
 from shared.web.wire import WireModel as SharedWireModel
 
 NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# A table of an Iceberg namespace other than `lakehouse` is the dataset `<namespace levels>.<table>`.
+QUALIFIED_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62}){0,15}$")
 
 CommitMode = Literal["create", "append", "replace"]
 
 
 def check_name(name: str) -> str:
-    """A dataset name becomes a SQL view name: lowercase letters, digits, underscores, not starting with a digit."""
-    if not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"dataset name must match {NAME_PATTERN.pattern} (it becomes a SQL view name), got {name!r}")
+    """A dataset name becomes a SQL view name: lowercase letters, digits, underscores, not starting with a digit;
+    `a.b.t` is table `t` of Iceberg namespace `a.b`, the view `"a.b".t`."""
+    if not QUALIFIED_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"dataset name must match {NAME_PATTERN.pattern}, or be <namespace>.<table> of such names "
+            f"(it becomes a SQL view name), got {name!r}"
+        )
     return name
 
 
@@ -53,6 +59,10 @@ class Manifest(WireModel):
     bytes: int
     created_at: datetime
     updated_at: datetime
+    # The Iceberg metadata file of this version (s3://…); None on versions stored before the catalog spoke Iceberg,
+    # whose metadata is derived when first asked for (services/catalogd/iceberg/recorder.py).
+    metadata_location: str | None = None
+    snapshot_id: int | None = None  # the Iceberg table's current snapshot at this version; None when it has none
 
 
 class DatasetSummary(WireModel):
@@ -77,6 +87,7 @@ class VersionSummary(WireModel):
     rows: int
     bytes: int
     created_at: datetime
+    snapshot_id: int | None = None  # the Iceberg snapshot this version is (the table's snapshots agree)
 
 
 class VersionList(WireModel):

@@ -21,5 +21,6 @@ SERVICE = Service(
     CatalogConfig,
     create_app,
     family="/v1/catalog",
+    more_families=("/v1/iceberg",),
     timeout_secs=30.0,
 )

@@ -112,6 +112,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
                 "application/vnd.apache.arrow.stream",
             )
         body = await _sql_request(request)
+        await request.app.state.refresher.ensure_fresh(FRESH_SECS)
         # The statement is classified read-only by Query.start, on the worker thread (DuckDB's parser, off the loop).
         try:
             return await run(request, body, fmt, started)
@@ -158,6 +159,9 @@ def _views(engine: Engine) -> dict[str, Any]:
     views = sorted(engine.views.values(), key=lambda v: v.name)
     return {"datasets": [{"name": v.name, "version": v.version, "files": len(v.files)} for v in views]}
 
+
+# How old the views may be when a query starts: an engine's commit (an Iceberg append, an ingest) is seen within it.
+FRESH_SECS = 1.0
 
 # `curl -d '{"sql": ...}'` sends this type; SQL here is read-only, so taking it costs no cross-site write.
 CURL_DEFAULT = "application/x-www-form-urlencoded"

@@ -99,6 +99,13 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _qualified(name: str) -> tuple[str | None, str]:
+    """(schema, view) of a dataset's SQL name: an Iceberg table `t` of namespace `a.b` is dataset `a.b.t`, the view
+    `"a.b".t`; a dataset of namespace lakehouse (no dot) is a view in the default schema."""
+    schema, dot, view = name.rpartition(".")
+    return (schema if dot else None), view
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -236,8 +243,13 @@ class Engine:
             failed = {name: "a file key holds a glob character (* ? [ {)" for name in refused}
             for view in views:
                 listed = ", ".join(_literal(self.location(f)) for f in view.files)
+                schema, leaf = _qualified(view.name)
+                target = _quote(leaf) if schema is None else f"{_quote(schema)}.{_quote(leaf)}"
                 try:
-                    con.execute(f"CREATE VIEW {_quote(view.name)} AS SELECT * FROM read_parquet([{listed}])")
+                    if schema is not None:
+                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
+                    # union_by_name: an Iceberg table's files may predate a column added since (null there).
+                    con.execute(f"CREATE VIEW {target} AS SELECT * FROM read_parquet([{listed}], union_by_name = true)")
                 except duckdb.Error as exc:
                     failed[view.name] = self.scrub(str(exc))
                     continue

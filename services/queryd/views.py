@@ -5,6 +5,9 @@ fetch the manifests whose version moved, and swap the views in one step off the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+import time
 
 import anyio
 import anyio.to_thread
@@ -19,6 +22,7 @@ class ViewRefresher:
         self.engine = engine
         self.catalog = catalog
         self.etag: str | None = None
+        self.polled_at = -math.inf  # monotonic time of the last answered poll
         self._lock = asyncio.Lock()
         self.log = structlog.get_logger("queryd")
 
@@ -26,6 +30,7 @@ class ViewRefresher:
         """Bring the views up to date with the catalog; True if anything changed. Raises CatalogError."""
         async with self._lock:
             poll = await self.catalog.poll_datasets(None if force else self.etag)
+            self.polled_at = time.monotonic()
             if not poll.changed:
                 return False
             current = self.engine.views
@@ -64,6 +69,16 @@ class ViewRefresher:
         self.log.error(
             "dataset manifest unreadable", dataset=name, kept_version=known.version if known else None, error=error
         )
+
+    async def ensure_fresh(self, max_age_secs: float) -> None:
+        """Poll the catalog unless a poll answered within `max_age_secs` (an unchanged catalog costs a 304): what an
+        engine committed is in SQL a second later, not a poll interval later. A catalogd that does not answer
+        leaves the views as they are."""
+        if time.monotonic() - self.polled_at <= max_age_secs:
+            return
+        self.polled_at = time.monotonic()  # a catalogd that is down is tried once per interval, not per query
+        with contextlib.suppress(CatalogError):
+            await self.refresh()
 
     async def refresh_logged(self) -> None:
         """refresh(), with a catalogd outage or a refused view logged instead of raised (startup, the poller)."""

@@ -60,16 +60,22 @@ class ServiceApp(Starlette):
     but before Starlette's stack, so the forwarding hot path skips the layers it does not need.
     """
 
-    def __init__(self, *, service: str, front: Sequence[Middleware], **kwargs: Any) -> None:
+    def __init__(
+        self, *, service: str, front: Sequence[Middleware], outer: Sequence[Middleware] = (), **kwargs: Any
+    ) -> None:
         self.service = service
         self.front = list(front)
+        self.outer = list(outer)
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
         app = super().build_middleware_stack()
         for cls, args, kwargs in reversed(self.front):
             app = cls(app, *args, **kwargs)
-        return GuardMiddleware(app, service=self.service)
+        app = GuardMiddleware(app, service=self.service)
+        for cls, args, kwargs in reversed(self.outer):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def service_app(
@@ -83,6 +89,7 @@ def service_app(
     public_paths: Iterable[str] = (),
     public_prefixes: tuple[str, ...] = (),
     signed: Callable[[Scope], bool] | None = None,
+    outer: Sequence[Middleware] = (),
 ) -> Starlette:
     """A Starlette app for `service` with GET /health, GET /metrics, auth, request ids, access lines, Host checks and
     JSON errors.
@@ -91,10 +98,12 @@ def service_app(
     `app.state.metrics` is where a service adds its own metrics (shared/metrics.py).
     `public_paths` / `public_prefixes` need no token (the allow-list still applies), like /health; nor do requests
     `signed` says carry their own credential (S3's signature).
+    `outer` middleware wraps everything, even the guard (a protocol's error shape, shared/web/iceberg_errors.py).
     """
     metrics = metrics or Metrics(service)
     app = ServiceApp(
         service=service,
+        outer=outer,
         front=[
             Middleware(StartupErrorMiddleware, service=service),
             Middleware(AccessLogMiddleware, service=service, observe=metrics.observe),

@@ -37,8 +37,9 @@ class DataPlane:
     catalog: CatalogdClient
 
     async def objects(self, prefix: str = "datasets/") -> list[str]:
-        """Every data object storaged holds (manifests under _catalog/ are catalogd's business)."""
-        return [info.key async for info in self.storage.iter_objects(prefix)]
+        """Every data object storaged holds (manifests under _catalog/ and each table's Iceberg files under
+        <dataset>/metadata/ are catalogd's business)."""
+        return [info.key async for info in self.storage.iter_objects(prefix) if "/metadata/" not in info.key]
 
     async def registered(self, name: str) -> bool:
         try:

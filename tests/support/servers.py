@@ -26,12 +26,15 @@ __all__ = [
 
 
 @asynccontextmanager
-async def run_servers(apps: list[Any], *, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[list[str]]:
-    """Serve each app with uvicorn on a free port for the duration of the block; yields their base URLs.
+async def run_servers(
+    apps: list[Any], *, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> AsyncIterator[list[str]]:
+    """Serve each app with uvicorn on a free port (or `port`, for one app) for the duration of the block; yields
+    their base URLs.
 
     Started and stopped together: uvicorn notices `should_exit` on its 0.1 s tick, so one at a time adds up.
     """
-    bind = f"[{host}]:0" if ":" in host else f"{host}:0"
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     servers = [uvicorn.Server(uvicorn_config(app, bind, **options)) for app in apps]
     tasks = [asyncio.create_task(server.serve()) for server in servers]
     try:
@@ -51,9 +54,9 @@ async def run_servers(apps: list[Any], *, host: str = "127.0.0.1", **options: An
 
 
 @asynccontextmanager
-async def run_server(app: Any, *, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free port for the duration of the block; yields its base URL."""
-    async with run_servers([app], host=host, **options) as (url,):
+async def run_server(app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free port (or `port`) for the duration of the block; yields its base URL."""
+    async with run_servers([app], host=host, port=port, **options) as (url,):
         yield url
 
 
@@ -69,7 +72,7 @@ async def app_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """`run_server` on its own event loop in a thread, for tests that drive a blocking client (boto3, DuckDB)."""
     started = threading.Event()
     url: list[str] = []
@@ -79,7 +82,7 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1") -> Iterator[str]:
     async def serve() -> None:
         stop = asyncio.Event()
         loop_and_stop.append((asyncio.get_running_loop(), stop))
-        async with run_server(app, host=host) as base:
+        async with run_server(app, host=host, port=port) as base:
             url.append(base)
             started.set()
             await stop.wait()

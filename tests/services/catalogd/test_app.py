@@ -4,10 +4,13 @@ processes committing at once."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from services.catalogd.client import CatalogdClient, CatalogError
@@ -20,8 +23,16 @@ SCHEMA = [Column(name="id", type="int64", nullable=False), Column(name="name", t
 DATASETS = "/v1/catalog/datasets"
 
 
+def parquet(rows: int) -> bytes:
+    """A real Parquet file of SCHEMA: a version is an Iceberg snapshot, whose manifest holds each file's statistics."""
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"id": list(range(rows)), "name": [f"n{i}" for i in range(rows)]}, schema=schema), sink)
+    return sink.getvalue()
+
+
 async def data_file(storage: StoragedClient, key: str, rows: int = 10) -> DataFile:
-    put = await storage.put(key, b"PAR1" + key.encode() + b"PAR1")
+    put = await storage.put(key, parquet(rows))
     return DataFile(key=key, rows=rows, bytes=put.size)
 
 
@@ -61,7 +72,10 @@ async def test_wire_shapes(catalogd: CatalogdService) -> None:
         part = await data_file(storage, "d/p.parquet")
         body = {
             "mode": "create",
-            "schema": [{"name": "x", "type": "double", "nullable": True}],
+            "schema": [
+                {"name": "id", "type": "int64", "nullable": False},
+                {"name": "name", "type": "string", "nullable": True},
+            ],
             "files": [part.model_dump()],
         }
         created = await http.post(f"{DATASETS}/shapes/commits", json=body)
@@ -69,11 +83,14 @@ async def test_wire_shapes(catalogd: CatalogdService) -> None:
         not_modified = await http.get(DATASETS, headers={"if-none-match": listed.headers["etag"]})
         versions = await http.get(f"{DATASETS}/shapes/versions")
     assert created.status_code == 201
-    assert set(created.json()) == {"name", "version", "schema", "files", "rows", "bytes", "created_at", "updated_at"}
+    manifest_fields = {"name", "version", "schema", "files", "rows", "bytes", "created_at", "updated_at"}
+    assert set(created.json()) == manifest_fields | {"metadata_location", "snapshot_id"}
+    assert created.json()["metadata_location"].startswith("s3://datasets/shapes/metadata/00001-")
+    assert created.json()["snapshot_id"] == 1
     assert created.json()["schema"] == body["schema"]
     assert set(listed.json()["datasets"][0]) == {"name", "version", "rows", "bytes", "updated_at"}
     assert not_modified.status_code == 304
-    assert set(versions.json()["versions"][0]) == {"version", "mode", "rows", "bytes", "created_at"}
+    assert set(versions.json()["versions"][0]) == {"version", "mode", "rows", "bytes", "created_at", "snapshot_id"}
 
 
 async def test_commit_rules(catalogd: CatalogdService) -> None:
