@@ -88,6 +88,10 @@ bench-vectors *args:
 bench-embed *args:
     uv run python -m scripts.bench_embed {{args}}
 
+# Iceberg catalog benchmark: load p50 and append commits/s vs pyiceberg's SqlCatalog; a 1M-row scan vs DuckDB direct
+bench-iceberg *args:
+    uv run python -m scripts.bench_iceberg {{args}}
+
 # S3 API benchmark: 256 MiB GET and PUT (boto3 multipart, presigned curl) vs the native API, 4 KiB GETs at c16
 bench-s3 *args:
     uv run python -m scripts.bench_s3 {{args}}

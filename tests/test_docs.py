@@ -58,7 +58,7 @@ def test_docs_index_lists_every_page() -> None:
 def test_readme_names_every_exact_path_and_its_service() -> None:
     text = (REPO / "README.md").read_text()
     for service in upstreams():
-        for path in service.exact_paths:
+        for path in (*service.exact_paths, *service.more_families):
             assert f"`{path}` → {service.name}" in text
 
 

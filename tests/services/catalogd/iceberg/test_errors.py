@@ -10,8 +10,12 @@ import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import CommitFailedException, UnauthorizedError
 
+from scripts.net import free_port
+from services.catalogd.app import create_app as create_catalogd
+from shared.config import load_config
 from tests.services.catalogd.iceberg.conftest import TOKEN
 from tests.support.lake import Lake
+from tests.support.servers import app_client
 
 API = "/v1/iceberg/v1"
 SCHEMA = pa.schema([pa.field("id", pa.int64())])
@@ -117,3 +121,13 @@ def test_a_token_is_required_when_auth_is_on(guarded_lake: Lake) -> None:
         guarded_lake.pyiceberg(token="wrong-token").list_namespaces()
     catalog = guarded_lake.pyiceberg(token=TOKEN)
     assert ("lakehouse",) in catalog.list_namespaces()
+
+
+async def test_storaged_down_is_503_service_unavailable() -> None:
+    config = load_config(catalogd={"storaged_url": f"http://127.0.0.1:{free_port()}"})
+    async with app_client(create_catalogd(config)) as http:
+        listed = await http.get(f"{API}/namespaces/lakehouse/tables")
+        loaded = await http.get(f"{API}/namespaces/lakehouse/tables/trips")
+    for response in (listed, loaded):
+        assert response.status_code == 503, response.text
+        assert error_of(response)["type"] == "ServiceUnavailableException"
