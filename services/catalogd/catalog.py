@@ -114,6 +114,7 @@ class Catalog:
     def __init__(self, storage: StoragedClient) -> None:
         self.storage = storage
         self._cache: OrderedDict[str, tuple[str, StoredVersion]] = OrderedDict()
+        self._commit_locks: dict[str, asyncio.Lock] = {}
         # Every version is an Iceberg table version too: the recorder writes its metadata before the version lands.
         self.recorder = Recorder(IcebergStore(storage), table_location)
 
@@ -280,6 +281,14 @@ class Catalog:
     async def commit(self, name: str, request: CommitRequest) -> StoredVersion:
         check_commit(request)
         await self._check_files(request.files)
+        # One commit per dataset at a time in this process: a commit writes its Iceberg files before it races, so
+        # commits of one process racing each other would mostly write files to throw away. Other processes' commits
+        # still race it through the conditional PUT, as before.
+        # (One lock per dataset name ever committed here: a few hundred bytes each, as many as there are datasets.)
+        async with self._commit_locks.setdefault(name, asyncio.Lock()):
+            return await self._commit(name, request)
+
+    async def _commit(self, name: str, request: CommitRequest) -> StoredVersion:
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             current = await self.current(name)
             new, written = await self.recorder.record(

@@ -166,3 +166,34 @@ def test_tables_rename_register_and_drop_with_and_without_purge(lake: Lake) -> N
     catalog.purge_table("moves.c")
     assert not catalog.table_exists("moves.c")
     assert not [p for p in files if p.exists()]
+
+
+def test_a_staged_create_refs_and_tags(lake: Lake) -> None:
+    catalog = lake.pyiceberg()
+    catalog.create_namespace("staged")
+    with catalog.create_table_transaction("staged.t", schema=ORDERS, properties={"a": "1"}) as transaction:
+        assert not catalog.table_exists("staged.t")  # staged: nothing stored until the commit
+        transaction.set_properties(b="2")
+    table = catalog.load_table("staged.t")
+    assert {"a": "1", "b": "2"}.items() <= table.properties.items()
+
+    table.append(pa.table({"id": [1], "amount": [1.0]}, schema=ORDERS))
+    first = table.current_snapshot()
+    assert first is not None
+    table.manage_snapshots().create_tag(first.snapshot_id, "v1").commit()
+    table.append(pa.table({"id": [2], "amount": [2.0]}, schema=ORDERS))
+    table.append(pa.table({"id": [3], "amount": [3.0]}, schema=ORDERS))  # the second snapshot is now unreferenced
+    with table.transaction() as transaction:
+        transaction.remove_properties("b")
+    with lake.http() as http:
+        refs_only = http.get("/v1/iceberg/v1/namespaces/staged/tables/t?snapshots=refs").json()["metadata"]
+        every = http.get("/v1/iceberg/v1/namespaces/staged/tables/t").json()["metadata"]
+    assert set(refs_only["refs"]) == {"main", "v1"}
+    assert len(every["snapshots"]) == 3
+    referenced = {every["refs"]["main"]["snapshot-id"], first.snapshot_id}
+    assert {s["snapshot-id"] for s in refs_only["snapshots"]} == referenced
+    reloaded = catalog.load_table("staged.t")
+    assert "b" not in reloaded.properties
+    tag = reloaded.snapshot_by_name("v1")
+    assert tag is not None
+    assert reloaded.scan(snapshot_id=tag.snapshot_id).to_arrow().num_rows == 1
