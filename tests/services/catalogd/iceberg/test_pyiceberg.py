@@ -16,7 +16,10 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from pyiceberg.types import StringType
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
 from tests.support.lake import Lake
 
@@ -197,3 +200,28 @@ def test_a_staged_create_refs_and_tags(lake: Lake) -> None:
     tag = reloaded.snapshot_by_name("v1")
     assert tag is not None
     assert reloaded.scan(snapshot_id=tag.snapshot_id).to_arrow().num_rows == 1
+
+
+def test_a_partitioned_table_and_paged_listings(lake: Lake) -> None:
+    catalog = lake.pyiceberg()
+    catalog.create_namespace("parts")
+    spec = PartitionSpec(PartitionField(source_id=1, field_id=1000, transform=IdentityTransform(), name="id"))
+    schema = Schema(NestedField(1, "id", LongType()), NestedField(2, "amount", DoubleType()))
+    table = catalog.create_table("parts.by_id", schema=schema, partition_spec=spec)
+    table.append(pa.table({"id": [1, 1, 2], "amount": [1.0, 2.0, 3.0]}, schema=ORDERS))
+    assert len(list(table.scan().plan_files())) == 2  # one file per partition
+    eventually(
+        lake,
+        "SELECT id, sum(amount) AS total FROM parts.by_id GROUP BY id ORDER BY id",
+        [{"id": 1, "total": 3.0}, {"id": 2, "total": 3.0}],
+    )
+    for name in ("p1", "p2", "p3"):
+        catalog.create_table(f"parts.{name}", schema=ORDERS)
+    with lake.http() as http:
+        first = http.get("/v1/iceberg/v1/namespaces/parts/tables?pageSize=2").json()
+        second = http.get(
+            f"/v1/iceberg/v1/namespaces/parts/tables?pageSize=2&pageToken={first['next-page-token']}"
+        ).json()
+    names = [t["name"] for t in first["identifiers"] + second["identifiers"]]
+    assert names == ["by_id", "p1", "p2", "p3"]
+    assert "next-page-token" not in second
