@@ -138,9 +138,8 @@ class Catalog:
             self._cache.move_to_end(key)
             return cached[1]
         try:
-            async with self.storage.get(key) as obj:
-                data = b"".join([chunk async for chunk in obj.aiter_bytes()])
-                fetched_etag = obj.meta.etag
+            data, meta = await self.storage.get_small(key)
+            fetched_etag = meta.etag
         except StorageError as exc:
             if exc.code == "not_found":
                 return None

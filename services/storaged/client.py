@@ -162,6 +162,11 @@ class StoragedClient(ServiceClient):
         )
         return response.content
 
+    async def get_small(self, key: str) -> tuple[bytes, ObjectMeta]:
+        """A small object whole, with its metadata (the ETag a conditional PUT of its next state needs)."""
+        response = await self._send(self._http.build_request("GET", self._path(key)))
+        return response.content, meta_from_headers(key, response.headers)
+
     async def head(self, key: str) -> ObjectMeta:
         """The object's metadata; StorageError not_found when it does not exist."""
         response = await self._send(self._http.build_request("HEAD", self._path(key)))

@@ -57,15 +57,13 @@ class Namespaces:
     async def _read(self, namespace: Namespace) -> tuple[dict[str, str], str] | None:
         """(properties, etag) of a namespace's object; None when it has none."""
         try:
-            async with self.storage.get(_key(namespace)) as obj:
-                data = b"".join([chunk async for chunk in obj.aiter_bytes()])
-                etag = obj.meta.etag
+            data, meta = await self.storage.get_small(_key(namespace))
         except StorageError as exc:
             if exc.code == "not_found":
                 return None
             raise storage_failure(exc) from None
         properties = json.loads(data)
-        return {str(k): str(v) for k, v in properties.items()}, etag
+        return {str(k): str(v) for k, v in properties.items()}, meta.etag
 
     async def stored(self) -> list[Namespace]:
         try:
