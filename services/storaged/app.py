@@ -82,6 +82,10 @@ def _key_route(base: str, endpoint: Callable[[Request], Awaitable[Response]], me
     return route
 
 
+# The wire listing's fields, each read off the backend's StoredObject of the same name.
+LISTED_FIELDS = tuple(ObjectInfo.model_fields)
+
+
 def create_app(config: LakehouseConfig) -> Starlette:
     backend: Backend = build_backend(config)
     max_put_bytes = config.storaged.max_put_bytes
@@ -149,7 +153,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
             limit = _limit(request)
             found = await backend.list(prefix, after=after, limit=limit + 1, exclude=exclude)
             page = found[:limit]
-            objects = [ObjectInfo(key=o.key, size=o.size, etag=o.etag, last_modified=o.last_modified) for o in page]
+            objects = [ObjectInfo(**{name: getattr(o, name) for name in LISTED_FIELDS}) for o in page]
             listing = ObjectList(objects=objects, next=page[-1].key if len(found) > limit else None)
             return Response(listing.model_dump_json(), media_type="application/json")
 

@@ -10,14 +10,14 @@ import structlog
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from services.storaged.backends.base import ObjectHandle, ObjectInfo
+from services.storaged.backends.base import ObjectHandle, StoredObject
 from services.storaged.ranges import Span
 from shared.server.splice import SPLICE, SourceFailed
 
 META_HEADER_PREFIX = "x-amz-meta-"  # S3's name for user metadata, which both APIs answer with
 
 
-def object_headers(info: ObjectInfo) -> dict[str, str]:
+def object_headers(info: StoredObject) -> dict[str, str]:
     """The validators, type and user metadata of an object, as GET, HEAD and 304 give them."""
     headers = {
         "etag": info.etag,
@@ -30,7 +30,7 @@ def object_headers(info: ObjectInfo) -> dict[str, str]:
     return headers
 
 
-def not_modified(info: ObjectInfo) -> Response:
+def not_modified(info: StoredObject) -> Response:
     """304 for a GET whose If-None-Match (or If-Modified-Since) matched: the validators, no type, no body."""
     headers = object_headers(info)
     del headers["content-type"]

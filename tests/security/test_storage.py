@@ -206,4 +206,12 @@ async def test_the_s3_door_reaches_no_internal_key(attack: AttackStack, key: str
         assert exc.value.response["Error"]["Code"] in ("AccessDenied", "InvalidBucketName"), prefix
     names = [b["Name"] for b in (await asyncio.to_thread(s3.list_buckets))["Buckets"]]
     assert not [name for name in names if reserved_prefix(name + "/")], names
-    assert files_and_bytes(attack.root) == before
+    after = files_and_bytes(attack.root)
+    # vectord is live and may checkpoint meanwhile (its log folded into a snapshot: seen once under load), so its
+    # files are held to this: the attacked key as before, and no file holding what the door sent; every other file
+    # exactly as before.
+    assert {k: v for k, v in after.items() if not k.startswith("vectord/")} == {
+        k: v for k, v in before.items() if not k.startswith("vectord/")
+    }
+    assert after.get(key) == before.get(key)
+    assert [k for k, v in after.items() if v == b"{}"] == [k for k, v in before.items() if v == b"{}"]

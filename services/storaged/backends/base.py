@@ -17,7 +17,10 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
-class ObjectInfo:
+class StoredObject:
+    """What a backend holds of an object. The listing's wire entry (schemas.ObjectInfo) is its public part, derived
+    from it field by field: listings carry no content type or user metadata, as S3's do not."""
+
     key: str
     size: int
     etag: str  # quoted, as the ETag header carries it
@@ -49,7 +52,7 @@ class FileRegion:
 class ObjectHandle(Protocol):
     """An object opened for reading: its metadata is known, its bytes are read on demand."""
 
-    info: ObjectInfo
+    info: StoredObject
 
     def stream(self, span: Span | None) -> AsyncGenerator[bytes, None]: ...
 
@@ -85,7 +88,7 @@ class Backend(Protocol):
         precondition: Precondition,
         metadata: Mapping[str, str] | None = None,
         etag: str | None = None,
-    ) -> ObjectInfo:
+    ) -> StoredObject:
         """Store `body` at `key`. `etag` (quoted) replaces the MD5 the local backend computes, for an object that
         S3's multipart upload assembled (its ETag is the MD5 of the parts' MD5s); the S3 backend keeps the one its
         server gives, since the server, not storaged, answers for it."""
@@ -93,7 +96,7 @@ class Backend(Protocol):
 
     async def compose(
         self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
-    ) -> ObjectInfo:
+    ) -> StoredObject:
         """Store the objects `parts`, one after another, as the object `key` (CompleteMultipartUpload), which
         appears whole or not at all, with `etag` as in `put`; the local backend copies inside the kernel."""
         ...
@@ -104,7 +107,7 @@ class Backend(Protocol):
 
     async def list(
         self, prefix: str, *, after: str | None, limit: int, exclude: Sequence[str] = ()
-    ) -> list[ObjectInfo]:
+    ) -> list[StoredObject]:
         """Up to `limit` objects whose keys start with `prefix` and sort after `after`, sorted by key, none of them
         `excluded` by one of the prefixes in `exclude` (the reserved prefixes, for a public listing)."""
         ...

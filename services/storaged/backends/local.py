@@ -29,8 +29,8 @@ from services.storaged.backends.base import (
     DEFAULT_CONTENT_TYPE,
     BackendUnavailable,
     KeyLocks,
-    ObjectInfo,
     Precondition,
+    StoredObject,
     check_precondition,
     concatenated,
 )
@@ -223,7 +223,7 @@ class LocalBackend:
         precondition: Precondition,
         metadata: Mapping[str, str] | None = None,
         etag: str | None = None,
-    ) -> ObjectInfo:
+    ) -> StoredObject:
         if precondition.is_conditional:
             # Fail before reading a large body when the answer is already known; checked again when committing.
             await to_thread.run_sync(self._precheck, key, precondition)
@@ -247,7 +247,7 @@ class LocalBackend:
 
     async def compose(
         self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
-    ) -> ObjectInfo:
+    ) -> StoredObject:
         if etag is None:  # no ETag to keep: put computes the content's MD5
             body = concatenated(self, parts)
             return await self.put(key, body, content_type=content_type, precondition=Precondition(), metadata=metadata)
@@ -280,7 +280,7 @@ class LocalBackend:
         content_type: str,
         precondition: Precondition,
         metadata: dict[str, str],
-    ) -> ObjectInfo:
+    ) -> StoredObject:
         """Write a temp file beside `key` with `fill` (which answers the ETag), fsync it, rename it into place."""
         fds, temp, fd = await to_thread.run_sync(self._begin, key)
         dir_fd = fds[-1] if fds else self._root_fd
@@ -396,7 +396,7 @@ class LocalBackend:
 
     # --- listing -----------------------------------------------------------------------------------------------
 
-    def _list(self, prefix: str, after: str | None, limit: int, exclude: Sequence[str]) -> list[ObjectInfo]:
+    def _list(self, prefix: str, after: str | None, limit: int, exclude: Sequence[str]) -> list[StoredObject]:
         found = []
         for info in walk(self.root, "", prefix, after or "", exclude):
             found.append(info)
@@ -406,5 +406,5 @@ class LocalBackend:
 
     async def list(
         self, prefix: str, *, after: str | None, limit: int, exclude: Sequence[str] = ()
-    ) -> list[ObjectInfo]:
+    ) -> list[StoredObject]:
         return await to_thread.run_sync(self._list, prefix, after, limit, exclude)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from anyio import to_thread
 
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, FileRegion, ObjectInfo, excluded
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, FileRegion, StoredObject, excluded
 from services.storaged.ranges import Span
 
 CONTENT_TYPE_ATTR = "user.lakehouse.content_type"
@@ -36,12 +36,12 @@ def etag_of(fd_or_path: int | str, st: os.stat_result) -> str:
 
 def info_of(
     key: str, st: os.stat_result, etag: str, content_type: str, metadata: Mapping[str, str] | None = None
-) -> ObjectInfo:
+) -> StoredObject:
     modified = datetime.fromtimestamp(st.st_mtime, UTC).replace(microsecond=0)
-    return ObjectInfo(key, st.st_size, etag, modified, content_type, metadata or {})
+    return StoredObject(key, st.st_size, etag, modified, content_type, metadata or {})
 
 
-def walk(directory: Path, base: str, prefix: str, after: str, exclude: Sequence[str] = ()) -> Iterator[ObjectInfo]:
+def walk(directory: Path, base: str, prefix: str, after: str, exclude: Sequence[str] = ()) -> Iterator[StoredObject]:
     """Objects under `directory` (whose keys start with `base`) in key order, pruned by prefix, after and exclude
     (an excluded directory is never entered, so a public listing costs nothing for vectord's thousands of keys)."""
     try:
@@ -78,7 +78,7 @@ def walk(directory: Path, base: str, prefix: str, after: str, exclude: Sequence[
 
 @dataclass
 class LocalHandle:
-    info: ObjectInfo
+    info: StoredObject
     fd: int
     head: bytes | None  # the whole object when it was small enough to read while opening
     closed: bool = field(default=False)

@@ -25,8 +25,8 @@ from services.storaged.backends.base import (
     BackendUnavailable,
     FileRegion,
     KeyLocks,
-    ObjectInfo,
     Precondition,
+    StoredObject,
     check_precondition,
     concatenated,
     excluded,
@@ -73,7 +73,7 @@ def _put_mode(precondition: Precondition) -> PutMode:
 
 @dataclass
 class S3Handle:
-    info: ObjectInfo
+    info: StoredObject
     store: S3Store
 
     async def stream(self, span: Span | None) -> AsyncGenerator[bytes, None]:
@@ -163,7 +163,7 @@ class S3Backend:
         precondition: Precondition,
         metadata: Mapping[str, str] | None = None,
         etag: str | None = None,
-    ) -> ObjectInfo:
+    ) -> StoredObject:
         # Keys other than the standard attributes are the object's user metadata (x-amz-meta-* upstream).
         metadata = {name.lower(): value for name, value in (metadata or {}).items()}
         attributes: dict[str, str] = {**metadata, "Content-Type": content_type}
@@ -186,7 +186,7 @@ class S3Backend:
                 except (AlreadyExistsError, PreconditionError):
                     raise LakehouseError("precondition_failed", f"the condition on {key!r} failed") from None
                 now = _modified(datetime.now(UTC))
-                return ObjectInfo(key, len(data), result["e_tag"] or "", now, content_type, metadata)
+                return StoredObject(key, len(data), result["e_tag"] or "", now, content_type, metadata)
             counted = [head_size]
 
             async def rest() -> AsyncIterator[bytes]:
@@ -206,11 +206,11 @@ class S3Backend:
                 max_concurrency=PART_CONCURRENCY,
             )
             now = _modified(datetime.now(UTC))
-            return ObjectInfo(key, counted[0], result["e_tag"] or "", now, content_type, metadata)
+            return StoredObject(key, counted[0], result["e_tag"] or "", now, content_type, metadata)
 
     async def compose(
         self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
-    ) -> ObjectInfo:
+    ) -> StoredObject:
         # Streamed through this process into one upload to the bucket.
         body = concatenated(self, parts)
         return await self.put(
@@ -229,7 +229,7 @@ class S3Backend:
             str(name).lower(): str(value) for name, value in attributes.items() if name not in STANDARD_ATTRIBUTES
         }
         modified = _modified(meta["last_modified"])
-        info = ObjectInfo(key, meta["size"], meta["e_tag"] or "", modified, content_type, metadata)
+        info = StoredObject(key, meta["size"], meta["e_tag"] or "", modified, content_type, metadata)
         return S3Handle(info, self._store)
 
     async def delete(self, key: str) -> None:
@@ -241,14 +241,14 @@ class S3Backend:
 
     async def list(
         self, prefix: str, *, after: str | None, limit: int, exclude: Sequence[str] = ()
-    ) -> list[ObjectInfo]:
+    ) -> list[StoredObject]:
         # object_store lists whole path segments: list the prefix's directory and filter by the rest.
         directory = prefix.rpartition("/")[0] or None
         offset = after if after is not None and after >= prefix else None
         options: dict[str, Any] = {"prefix": directory, "chunk_size": min(LIST_PAGE, limit + 1)}
         if offset is not None:
             options["offset"] = offset
-        found: list[ObjectInfo] = []
+        found: list[StoredObject] = []
         async for batch in obstore.list(self._store, **options):
             for meta in batch:
                 key = meta["path"]
@@ -259,7 +259,7 @@ class S3Backend:
                 if excluded(key, exclude):
                     # S3 cannot skip a range of keys in one listing: a reserved key is passed over one by one.
                     continue
-                found.append(ObjectInfo(key, meta["size"], meta["e_tag"] or "", _modified(meta["last_modified"])))
+                found.append(StoredObject(key, meta["size"], meta["e_tag"] or "", _modified(meta["last_modified"])))
                 if len(found) >= limit:
                     return found
         return found

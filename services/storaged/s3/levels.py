@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.storaged.backends.base import ObjectInfo
+from services.storaged.backends.base import StoredObject
 from services.storaged.s3.context import S3Context
 
 MAX_KEYS = 1000
@@ -21,8 +21,8 @@ PAST_EVERYTHING_UNDER = "\U0010ffff"
 class Level:
     """One page of a listing: objects and common prefixes (each with the first object found under it), in order."""
 
-    objects: list[ObjectInfo] = field(default_factory=list)
-    prefixes: list[tuple[str, ObjectInfo]] = field(default_factory=list)
+    objects: list[StoredObject] = field(default_factory=list)
+    prefixes: list[tuple[str, StoredObject]] = field(default_factory=list)
     truncated: bool = False
     cursor: str | None = None  # the native key the next page starts after
 

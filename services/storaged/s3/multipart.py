@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, ObjectInfo, Precondition, concatenated
+from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition, StoredObject, concatenated
 from services.storaged.ranges import Span
 from services.storaged.s3.buckets import require_bucket
 from services.storaged.s3.context import S3Context, S3Request, single
@@ -149,7 +149,7 @@ async def _upload_part_copy(context: S3Context, s3: S3Request, part_key: str) ->
     return Response(body, media_type=XML)
 
 
-async def _parts(context: S3Context, upload_id: str) -> dict[int, ObjectInfo]:
+async def _parts(context: S3Context, upload_id: str) -> dict[int, StoredObject]:
     prefix = _upload_prefix(upload_id) + "part-"
     found = await context.backend.list(prefix, after=None, limit=MAX_PART_NUMBER)
     return {int(info.key.removeprefix(prefix)): info for info in found}
@@ -207,7 +207,7 @@ def _normalized(etag: str) -> str:
     return etag.strip().strip('"')
 
 
-def multipart_etag(parts: list[ObjectInfo]) -> str | None:
+def multipart_etag(parts: list[StoredObject]) -> str | None:
     """S3's ETag of an object assembled from `parts`: the MD5 of their MD5s, then -N. None when a part's ETag is no
     plain MD5 (on the s3 backend a large part is itself stored in parts): that backend keeps its server's ETag."""
     digests = [_normalized(info.etag) for info in parts]
@@ -226,7 +226,7 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
             "InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number."
         )
     stored = await _parts(context, upload["id"])
-    chosen: list[ObjectInfo] = []
+    chosen: list[StoredObject] = []
     for number, etag in wanted:
         info = stored.get(number)
         if info is None or _normalized(info.etag) != _normalized(etag):
