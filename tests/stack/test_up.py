@@ -20,6 +20,7 @@ import boto3
 import duckdb
 import httpx
 import pytest
+from pyiceberg.catalog.rest import RestCatalog
 
 from scripts.stack_config import stack_config
 from services.queryd.engine import httpfs_extension_path
@@ -162,6 +163,14 @@ def test_up_with_an_s3_key_pair_serves_boto3_at_the_gateway(stack_file: Path) ->
         )
         read = db.execute("select count(*), sum(passengers) from read_parquet('s3://datasets/trips/*/*.parquet')")
         assert read.fetchall() == [(20, 35)]
+        # The same dataset is an Iceberg table, and the catalog's defaults name this gateway as the S3 endpoint.
+        catalog = RestCatalog(
+            "stack",
+            uri=f"{gateway}/v1/iceberg",
+            **{"s3.access-key-id": "stack-key", "s3.secret-access-key": "stack-secret-value"},
+        )
+        scanned = catalog.load_table("lakehouse.trips").scan(selected_fields=("passengers",)).to_arrow()
+        assert (scanned.num_rows, sum(scanned.column("passengers").to_pylist())) == (20, 35)
     finally:
         up.send_signal(signal.SIGTERM)
         out, err = up.communicate(timeout=60)
