@@ -11,11 +11,17 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Scope
 
 from gateway.console import PUBLIC_PATHS, PUBLIC_PREFIXES, create_console_routes
 from gateway.health import Prober
+from gateway.keys import key_routes
 from gateway.proxy import Family, FamilyProxy
 from shared.config import LakehouseConfig
+from shared.errors import ErrorCode
+from shared.keys.gate import WRONG, KeyGate
+from shared.keys.scopes import scope_table
+from shared.keys.store import running_cache
 from shared.registry import FAMILY_PREFIX, upstreams
 from shared.telemetry.metrics import Metrics
 from shared.upstream import UpstreamPool
@@ -79,6 +85,10 @@ def build_routes(config: LakehouseConfig) -> Routes:
 def create_app(config: LakehouseConfig) -> Starlette:
     routes = build_routes(config)
     probes = upstream_urls(config)
+    token = config.auth.token.get_secret_value()
+    storaged_url = config.gateway.upstream_url("storaged")
+    scopes = scope_table()
+    gate: dict[str, KeyGate] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,7 +96,14 @@ def create_app(config: LakehouseConfig) -> Starlette:
             for pool in routes.pools():
                 await resources.enter_async_context(pool)
             app.state.prober = await resources.enter_async_context(Prober(probes))
+            if token and storaged_url:
+                cache = await resources.enter_async_context(running_cache(storaged_url, token))
+                gate["gate"] = KeyGate(cache, scopes, token)
             yield
+
+    def admit_key(scope: Scope, presented: bytes) -> tuple[ErrorCode, str] | None:
+        found = gate.get("gate")
+        return found.admit(scope, presented) if found else ("unauthorized", WRONG)
 
     async def v1_health(request: Request) -> JSONResponse:
         report = await request.app.state.prober.probe_all()
@@ -100,6 +117,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         [
             Route("/v1/health", v1_health, methods=["GET"]),
             *create_console_routes(auth_required=bool(config.auth.token.get_secret_value())),
+            *key_routes(lambda: gate["gate"].cache if "gate" in gate else None, scopes),
         ],
         lifespan=lifespan,
         front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact, s3=routes.s3)],
@@ -109,4 +127,5 @@ def create_app(config: LakehouseConfig) -> Starlette:
         signed=is_s3_request,
         # The gateway's own refusals (401, 403, catalogd down) reach Iceberg clients in the catalog's error shape.
         outer=[Middleware(IcebergErrorShape)],
+        keys=admit_key,
     )

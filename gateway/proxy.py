@@ -86,6 +86,10 @@ def _content_length(headers: Headers) -> int | None:
     return None
 
 
+# /v1/<segment> paths the gateway answers itself.
+GATEWAY_SEGMENTS = frozenset({"health", "keys"})
+
+
 class FamilyProxy:
     """Forwards /v1/<family>/... and each exact path to its upstream, and S3 requests (signed, outside /v1/) to `s3`;
     every other path goes on to `app`.
@@ -125,7 +129,7 @@ class FamilyProxy:
             name = path[len(FAMILY_PREFIX) :].partition("/")[0]
             family = self.families.get(name)
             if family is None:
-                if name == "health":
+                if name in GATEWAY_SEGMENTS:
                     await self.app(scope, receive, send)
                 else:
                     await send_error(send, "not_found", f"no gateway family for {path}; known: {self.known}")

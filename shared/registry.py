@@ -52,9 +52,11 @@ class Service:
     app: Callable[[LakehouseConfig], ASGIApp]  # the app factory
     family: str = ""  # the gateway path prefix, "/v1/<one segment>"; "" for the gateway itself
     exact_paths: tuple[str, ...] = ()  # single paths the gateway also sends here (OpenAI's /v1/models, ...)
-    more_families: tuple[
-        str, ...
-    ] = ()  # further prefixes it serves, sharing the family's pool (catalogd's /v1/iceberg)
+    more_families: tuple[str, ...] = ()  # further prefixes it serves, on the family's pool (catalogd's /v1/iceberg)
+    # The scopes a client key needs here (shared/keys/scopes.py): (to read, to write); reading is GET and HEAD, and a
+    # POST whose path ends in one of `reads_by_post` (a vector query).
+    scopes: tuple[str, str] = ("", "")
+    reads_by_post: tuple[str, ...] = ()
     serves_s3: bool = False  # the gateway sends it S3 requests (shared/web/s3_requests.py): storaged, exactly one
     timeout_secs: float = 30.0  # the gateway's default wait for response headers; 0 = derived (timeout_help says how)
     timeout_help: str = ""
@@ -69,6 +71,8 @@ class Service:
                 raise ValueError(f'{self.name}: family must be "/v1/<segment>", got "{family}"')
         if (self.exact_paths or self.more_families) and not self.family:
             raise ValueError(f"{self.name}: exact paths need a family (they share its upstream and timeout)")
+        if self.family and not all(self.scopes):
+            raise ValueError(f"{self.name}: a service with a family names the scopes a key needs there")
         if self.timeout_secs == 0 and not self.timeout_help:
             raise ValueError(f"{self.name}: a timeout of 0 (derived) needs timeout_help saying how")
 

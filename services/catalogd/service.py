@@ -21,6 +21,7 @@ SERVICE = Service(
     CatalogConfig,
     create_app,
     family="/v1/catalog",
+    scopes=("catalog:read", "catalog:write"),
     more_families=("/v1/iceberg",),
     timeout_secs=30.0,
 )

@@ -29,6 +29,7 @@ SERVICE = Service(
     ChatdConfig,
     create_app,
     family="/v1/chat",
+    scopes=("chat", "chat"),
     exact_paths=("/v1/models",),
     timeout_secs=0.0,
     timeout_help="seconds to wait for chatd; 0 = chatd's timeout_secs plus 10",

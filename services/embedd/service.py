@@ -21,6 +21,7 @@ SERVICE = Service(
     EmbeddConfig,
     create_app,
     family="/v1/embed",
+    scopes=("embed", "embed"),
     exact_paths=("/v1/embeddings",),
     timeout_secs=60.0,
 )

@@ -21,6 +21,7 @@ SERVICE = Service(
     IngestConfig,
     create_app,
     family="/v1/ingest",
+    scopes=("ingest", "ingest"),
     timeout_secs=600.0,
     writable=(Writable("temp_dir"),),
 )

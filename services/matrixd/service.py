@@ -21,5 +21,6 @@ SERVICE = Service(
     MatrixdConfig,
     create_app,
     family="/v1/matrix",
+    scopes=("vectors:read", "vectors:read"),
     timeout_secs=60.0,
 )

@@ -21,6 +21,7 @@ SERVICE = Service(
     ObserverdConfig,
     create_app,
     family="/v1/observer",
+    scopes=("logs:read", "logs:write"),
     timeout_secs=30.0,
     writable=(Writable("persist_path", is_file=True),),
 )

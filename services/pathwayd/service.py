@@ -21,6 +21,7 @@ SERVICE = Service(
     PathwaydConfig,
     create_app,
     family="/v1/pathway",
+    scopes=("logs:read", "logs:write"),
     timeout_secs=30.0,
     writable=(Writable("persist_path", is_file=True),),
 )

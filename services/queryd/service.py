@@ -21,5 +21,6 @@ SERVICE = Service(
     QuerydConfig,
     create_app,
     family="/v1/sql",
+    scopes=("sql", "sql"),
     timeout_secs=300.0,
 )

@@ -7,11 +7,12 @@ from datetime import datetime
 
 from pydantic import Field
 
+# storaged's wire, stated in shared for the gateway's key store; re-exported for storaged and its clients.
+from shared.web.storage_routes import INTERNAL_OBJECTS as INTERNAL_OBJECTS
+from shared.web.storage_routes import KEYS_PREFIX as KEYS_PREFIX
 from shared.web.wire import WireModel
 
 OBJECTS = "/v1/storage/objects"
-# Outside /v1/: the gateway never forwards it (services/storaged/app.py has the threat model).
-INTERNAL_OBJECTS = "/internal/storage/objects"
 MAX_LIST_LIMIT = 10_000
 DEFAULT_LIST_LIMIT = 1000
 
@@ -20,7 +21,6 @@ DEFAULT_LIST_LIMIT = 1000
 # (`StoragedClient(..., internal=True)`); the public API refuses them and its listings skip them.
 CATALOG_PREFIX = "_catalog/"
 VECTORD_PREFIX = "vectord/"
-KEYS_PREFIX = "_keys/"
 S3_PREFIX = "_s3/"  # the S3 API's own state: empty buckets' markers, multipart uploads in progress
 RESERVED_PREFIXES: Mapping[str, str] = {
     CATALOG_PREFIX: "catalogd",

@@ -21,6 +21,7 @@ SERVICE = Service(
     StoragedConfig,
     create_app,
     family="/v1/storage",
+    scopes=("storage:read", "storage:write"),
     timeout_secs=300.0,
     writable=(Writable("root"),),
     serves_s3=True,

@@ -21,6 +21,8 @@ SERVICE = Service(
     VectordConfig,
     create_app,
     family="/v1/vectors",
+    scopes=("vectors:read", "vectors:write"),
+    reads_by_post=("/query",),
     timeout_secs=60.0,
     optional_urls=frozenset({"storaged_url"}),
 )

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Lifespan, Scope
 from shared.config import LakehouseConfig
 from shared.config.base import ServiceSection, split_bind
 from shared.errors import (
+    ErrorCode,
     LakehouseError,
     handle_client_disconnect,
     handle_http_exception,
@@ -90,6 +91,7 @@ def service_app(
     public_prefixes: tuple[str, ...] = (),
     signed: Callable[[Scope], bool] | None = None,
     outer: Sequence[Middleware] = (),
+    keys: Callable[[Scope, bytes], tuple[ErrorCode, str] | None] | None = None,
 ) -> Starlette:
     """A Starlette app for `service` with GET /health, GET /metrics, auth, request ids, access lines, Host checks and
     JSON errors.
@@ -98,6 +100,7 @@ def service_app(
     `app.state.metrics` is where a service adds its own metrics (shared/metrics.py).
     `public_paths` / `public_prefixes` need no token (the allow-list still applies), like /health; nor do requests
     `signed` says carry their own credential (S3's signature).
+    `keys` checks a bearer that is not the root token as a client key (the gateway's, shared/keys/gate.py).
     `outer` middleware wraps everything, even the guard (a protocol's error shape, shared/web/iceberg_errors.py).
     """
     metrics = metrics or Metrics(service)
@@ -116,6 +119,7 @@ def service_app(
                 public_paths=public_paths,
                 public_prefixes=public_prefixes,
                 signed=signed,
+                keys=keys,
             ),
             *front,
         ],

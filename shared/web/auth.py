@@ -73,6 +73,7 @@ class AuthMiddleware:
         public_paths: Iterable[str] = (),
         public_prefixes: tuple[str, ...] = (),
         signed: Callable[[Scope], bool] | None = None,
+        keys: Callable[[Scope, bytes], tuple[ErrorCode, str] | None] | None = None,
     ) -> None:
         """`trust_loopback`: the server is bound to loopback, so a loopback peer is this box (the gateway, the
         supervisor) and nothing else can reach it; the allow-list then admits loopback peers too.
@@ -87,6 +88,9 @@ class AuthMiddleware:
         self.public_paths = TOKEN_EXEMPT_PATHS | frozenset(public_paths)
         self.public_prefixes = public_prefixes
         self.signed = signed
+        # A bearer that is not the token is tried as a client key (shared/keys/gate.py): None admits it, else the
+        # refusal (401, or 403 naming the scope it lacks).
+        self.keys = keys
 
     def token_exempt(self, path: str) -> bool:
         return path in self.public_paths or (bool(self.public_prefixes) and path.startswith(self.public_prefixes))
@@ -109,7 +113,14 @@ class AuthMiddleware:
                     break
             scheme, _, credentials = presented.partition(b" ")
             # The scheme is case-insensitive (RFC 9110 §11.1); the token is compared in constant time.
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.lstrip(b" "), self.expected):
-                await refuse(scope, send, "unauthorized", "missing or wrong Authorization: Bearer token")
-                return
+            credentials = credentials.lstrip(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials, self.expected):
+                refusal = (
+                    self.keys(scope, credentials)
+                    if self.keys is not None and scheme.lower() == b"bearer"
+                    else ("unauthorized", "missing or wrong Authorization: Bearer token")
+                )
+                if refusal is not None:
+                    await refuse(scope, send, *refusal)
+                    return
         await self.app(scope, receive, send)

@@ -64,7 +64,9 @@ def test_a_row_must_name_a_one_segment_family() -> None:
     with pytest.raises(ValueError, match='family must be "/v1/<segment>"'):
         Service("bad", ServiceSection, toy.create_app, family="/v1/a/b")
     with pytest.raises(ValueError, match="needs timeout_help"):
-        Service("bad", ServiceSection, toy.create_app, family="/v1/a", timeout_secs=0)
+        Service("bad", ServiceSection, toy.create_app, family="/v1/a", scopes=("a", "a"), timeout_secs=0)
+    with pytest.raises(ValueError, match="names the scopes a key needs"):
+        Service("bad", ServiceSection, toy.create_app, family="/v1/a")
 
 
 @pytest.fixture

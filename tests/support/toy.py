@@ -41,6 +41,7 @@ SERVICE = Service(
     create_app,
     family="/v1/toy",
     exact_paths=("/v1/toy-exact",),
+    scopes=("toy:read", "toy:write"),
     timeout_secs=7.0,
     writable=(Writable("data_dir"),),
 )

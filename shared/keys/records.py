@@ -1,0 +1,99 @@
+"""A key: id (shown in logs and listings), name, scopes, an expiry, and its secret as a salted hash only.
+
+The secret is `lhs_<id>_<40 random characters>`: the id inside lets the gateway find the key without trying them
+all, the random part is what makes it a credential. It is shown once, when the key is made or rotated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+ID_PATTERN = re.compile(r"^LH[A-Z2-7]{18}$")  # 20 characters, as an AWS access key id
+SECRET_PREFIX = "lhs_"
+SECRET_PATTERN = re.compile(r"^lhs_(LH[A-Z2-7]{18})_[A-Za-z0-9_-]{40}$")
+
+
+def new_id() -> str:
+    return "LH" + "".join(secrets.choice(ID_ALPHABET) for _ in range(18))
+
+
+def new_secret(key_id: str) -> str:
+    return f"{SECRET_PREFIX}{key_id}_{secrets.token_urlsafe(30)}"
+
+
+def id_of(secret: str) -> str | None:
+    """The key id a presented secret names; None when it is not shaped like a key's secret."""
+    found = SECRET_PATTERN.fullmatch(secret)
+    return found.group(1) if found else None
+
+
+def secret_hash(salt: str, secret: str) -> str:
+    # The secret is 240 random bits: a salted SHA-256 cannot be reversed or searched, and costs ~1 us per request.
+    return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
+
+
+class KeyRecord(BaseModel):
+    """A key as stored at `_keys/<id>.json`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None = None
+    salt: str
+    secret_hash: str
+
+    def matches(self, secret: str) -> bool:
+        return hmac.compare_digest(secret_hash(self.salt, secret), self.secret_hash)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and (now or datetime.now(UTC)) >= self.expires_at
+
+    def public(self) -> dict[str, object]:
+        """What listings and answers show: everything but the salt and hash."""
+        return self.model_dump(mode="json", exclude={"salt", "secret_hash"})
+
+
+def issue(
+    name: str, scopes: list[str], expires_at: datetime | None, key_id: str | None = None
+) -> tuple[KeyRecord, str]:
+    """A new key (or, with `key_id`, a new secret for that key) and its secret."""
+    key_id = key_id or new_id()
+    secret = new_secret(key_id)
+    salt = secrets.token_hex(16)
+    record = KeyRecord(
+        id=key_id,
+        name=name,
+        scopes=scopes,
+        created_at=datetime.now(UTC),
+        expires_at=expires_at,
+        salt=salt,
+        secret_hash=secret_hash(salt, secret),
+    )
+    return record, secret
+
+
+class CreateKey(BaseModel):
+    """`POST /v1/keys`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(min_length=1)
+    expires_at: datetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a time zone (RFC 3339, e.g. 2027-01-01T00:00:00Z)")
+        return value
