@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from services.catalogd.iceberg.recorder import Recorder
-from services.catalogd.iceberg.store import IcebergStore
+from services.catalogd.iceberg.store import IcebergStore, storage_failure
 from services.catalogd.schemas import (
     Column,
     CommitRequest,
@@ -64,13 +64,6 @@ def _corrupt(key: str, why: str) -> LakehouseError:
     which = f"dataset {parsed[0]!r} version {parsed[1]}" if parsed else key
     return LakehouseError(
         "corrupt_manifest", f"{which} cannot be read: catalog object {key} is not a valid manifest ({why})"
-    )
-
-
-def _storage_failure(exc: StorageError) -> LakehouseError:
-    return LakehouseError(
-        "upstream_unavailable" if exc.code in ("upstream_unavailable", "upstream_timeout") else "upstream_error",
-        f"storaged: {exc.message}",
     )
 
 
@@ -129,7 +122,7 @@ class Catalog:
                 if parsed is not None:
                     found.append((parsed[0], parsed[1], info.key, info.etag))
         except StorageError as exc:
-            raise _storage_failure(exc) from None
+            raise storage_failure(exc) from None
         return found
 
     async def _load(self, key: str, etag: str | None = None) -> StoredVersion | None:
@@ -143,7 +136,7 @@ class Catalog:
         except StorageError as exc:
             if exc.code == "not_found":
                 return None
-            raise _storage_failure(exc) from None
+            raise storage_failure(exc) from None
         try:
             version = StoredVersion.model_validate_json(data)
         except ValidationError as exc:
@@ -238,7 +231,7 @@ class Catalog:
                         raise LakehouseError("invalid_request", f"file {file.key!r} is not in storaged") from None
                     if exc.code == "invalid_request":
                         raise LakehouseError("invalid_request", f"file key {file.key!r}: {exc.message}") from None
-                    raise _storage_failure(exc) from None
+                    raise storage_failure(exc) from None
             if meta.size != file.bytes:
                 raise LakehouseError(
                     "invalid_request",
@@ -314,7 +307,7 @@ class Catalog:
                 # The PUT may or may not have landed before the connection failed: the object itself says.
                 return await self._load(key) == new
             if exc.code != "precondition_failed":
-                raise _storage_failure(exc) from None
+                raise storage_failure(exc) from None
             return False
         return True
 
@@ -350,7 +343,7 @@ class Catalog:
 
             await asyncio.gather(*(remove(k) for k in sorted(data_keys)))
         except StorageError as exc:
-            raise _storage_failure(exc) from None
+            raise storage_failure(exc) from None
 
     async def rename(self, source: str, destination: str) -> None:
         """Every version of `source` becomes the same version of `destination`, then `source` is forgotten (its
