@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -110,14 +111,27 @@ def test_gateway_workers_share_the_port_and_stop_together() -> None:
     port = free_port()
     env = {"LH_GATEWAY__BIND": f"127.0.0.1:{port}", "LH_GATEWAY__WORKERS": "2", "LH_LOG__LEVEL": "debug"}
     gateway = run_cli("serve", "gateway", env=env)
+    assert gateway.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(gateway.stdout or ()), daemon=True)
+    reader.start()
     try:
         response = wait_for_http(f"http://127.0.0.1:{port}/health", gateway)
         assert response.json() == {"status": "ok", "service": "gateway"}
+        # The first worker may answer while the second still starts (a loaded machine): stop once both have.
+        deadline = time.monotonic() + 60
+        while sum("Application startup complete" in line for line in list(lines)) < 2:
+            assert time.monotonic() < deadline, "the second worker never started"
+            time.sleep(0.02)
     finally:
         gateway.terminate()
-        out, _ = gateway.communicate(timeout=30)
+        gateway.wait(timeout=30)
+        reader.join(timeout=30)
+        for pipe in (gateway.stdout, gateway.stderr):
+            if pipe is not None:
+                pipe.close()
     assert gateway.returncode == 0
-    assert out.count("Application shutdown complete") == 2
+    assert sum("Application shutdown complete" in line for line in lines) == 2
 
 
 def test_gateway_workers_die_with_a_killed_parent() -> None:
