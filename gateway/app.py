@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,11 +16,12 @@ from starlette.types import Scope
 
 from gateway.console import PUBLIC_PATHS, PUBLIC_PREFIXES, create_console_routes
 from gateway.health import Prober
-from gateway.keys import key_routes
+from gateway.keys import key_routes, usage_of_chat
 from gateway.proxy import Family, FamilyProxy
 from shared.config import LakehouseConfig
-from shared.errors import ErrorCode
+from shared.errors import LakehouseError
 from shared.keys.gate import WRONG, KeyGate
+from shared.keys.meters import METER_FILE, LazyMeters
 from shared.keys.scopes import scope_table
 from shared.keys.store import running_cache
 from shared.registry import FAMILY_PREFIX, upstreams
@@ -89,6 +91,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
     storaged_url = config.gateway.upstream_url("storaged")
     scopes = scope_table()
     gate: dict[str, KeyGate] = {}
+    meters = LazyMeters(Path(config.gateway.state_dir) / METER_FILE)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,12 +101,13 @@ def create_app(config: LakehouseConfig) -> Starlette:
             app.state.prober = await resources.enter_async_context(Prober(probes))
             if token and storaged_url:
                 cache = await resources.enter_async_context(running_cache(storaged_url, token))
-                gate["gate"] = KeyGate(cache, scopes, token)
+                gate["gate"] = KeyGate(cache, scopes, token, meters.get)
+                resources.callback(meters.close)
             yield
 
-    def admit_key(scope: Scope, presented: bytes) -> tuple[ErrorCode, str] | None:
+    def admit_key(scope: Scope, presented: bytes) -> LakehouseError | None:
         found = gate.get("gate")
-        return found.admit(scope, presented) if found else ("unauthorized", WRONG)
+        return found.admit(scope, presented) if found else LakehouseError("unauthorized", WRONG)
 
     async def v1_health(request: Request) -> JSONResponse:
         report = await request.app.state.prober.probe_all()
@@ -117,7 +121,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         [
             Route("/v1/health", v1_health, methods=["GET"]),
             *create_console_routes(auth_required=bool(config.auth.token.get_secret_value())),
-            *key_routes(lambda: gate["gate"].cache if "gate" in gate else None, scopes),
+            *key_routes(lambda: gate.get("gate"), scopes, usage_of_chat(config)),
         ],
         lifespan=lifespan,
         front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact, s3=routes.s3)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.keys.grant import GRANT_HEADER
 from shared.upstream import Headers
 
 HOP_BY_HOP = frozenset(
@@ -34,8 +35,14 @@ def strip_hop_by_hop(headers: Headers) -> Headers:
     return [(name, value) for name, value in headers if name not in drop]
 
 
-def upstream_request_headers(headers: Headers, *, host: bytes, peer: str | None, scheme: str, chunked: bool) -> Headers:
-    """The client's headers as the upstream should see them."""
+# Set by the gateway alone (the key a request was admitted with, shared/keys/grant.py): a client's own is dropped.
+GATEWAY_SET = frozenset({b"x-forwarded-proto", b"x-forwarded-host", GRANT_HEADER.encode()})
+
+
+def upstream_request_headers(
+    headers: Headers, *, host: bytes, peer: str | None, scheme: str, chunked: bool, grant: bytes | None = None
+) -> Headers:
+    """The client's headers as the upstream should see them; `grant` is the admitted key's, if a key was."""
     out: Headers = []
     forwarded_for: list[bytes] = []
     client_host = b""
@@ -47,7 +54,7 @@ def upstream_request_headers(headers: Headers, *, host: bytes, peer: str | None,
             client_host = value
         elif name == b"x-forwarded-for":
             forwarded_for.append(value)
-        elif name not in (b"x-forwarded-proto", b"x-forwarded-host"):
+        elif name not in GATEWAY_SET:
             out.append((name, value))
     if peer:
         forwarded_for.append(peer.encode())
@@ -59,4 +66,6 @@ def upstream_request_headers(headers: Headers, *, host: bytes, peer: str | None,
     out.append((b"x-forwarded-proto", scheme.encode()))
     if chunked:
         out.append((b"transfer-encoding", b"chunked"))
+    if grant is not None:
+        out.append((GRANT_HEADER.encode(), grant))
     return out

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import STATUS_BY_CODE, send_error
+from shared.keys.grant import GRANT_SCOPE
 from shared.registry import FAMILY_PREFIX
 from shared.server.splice import SPLICE, SourceFailed
 from shared.telemetry.metrics import FAMILY_KEY, UPSTREAM_ERROR_KEY
@@ -173,6 +174,7 @@ class FamilyProxy:
             peer=client[0] if client else None,
             scheme=scope.get("scheme", "http"),
             chunked=rechunk,
+            grant=scope.get(GRANT_SCOPE),
         )
         if not stream_body:
             # Most upstreams answer within milliseconds; only a slow one is worth a watcher task.

@@ -7,7 +7,7 @@ from starlette.types import ASGIApp
 
 from shared.config import LakehouseConfig
 from shared.config.gateway import GatewayConfig
-from shared.registry import Service
+from shared.registry import Service, Writable
 
 
 def create_app(config: LakehouseConfig) -> ASGIApp:
@@ -16,4 +16,4 @@ def create_app(config: LakehouseConfig) -> ASGIApp:
     return create_app(config)
 
 
-SERVICE = Service("gateway", GatewayConfig, create_app)
+SERVICE = Service("gateway", GatewayConfig, create_app, writable=(Writable("state_dir", made=True),))

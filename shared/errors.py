@@ -29,6 +29,7 @@ ErrorCode = Literal[
     "unsupported_media_type",
     "range_not_satisfiable",
     "rate_limited",
+    "budget_exceeded",
     "headers_too_large",
     "internal_error",
     "corrupt_manifest",
@@ -59,6 +60,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     "unsupported_media_type": 415,
     "range_not_satisfiable": 416,
     "rate_limited": 429,
+    "budget_exceeded": 429,
     "headers_too_large": 431,
     "internal_error": 500,
     "corrupt_manifest": 500,
@@ -98,14 +100,15 @@ def error_response(code: ErrorCode, message: str, *, headers: dict[str, str] | N
     )
 
 
-async def send_error(send: Send, code: ErrorCode, message: str) -> None:
+async def send_error(send: Send, code: ErrorCode, message: str, headers: dict[str, str] | None = None) -> None:
     """Answer from pure ASGI code (middleware, the proxy) without building a Response."""
     body = error_body(code, message)
+    extra = [(name.encode(), value.encode()) for name, value in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
             "status": STATUS_BY_CODE[code],
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -34,6 +34,7 @@ class Writable:
 
     key: str
     is_file: bool = False
+    made: bool = False  # the service makes the directory itself (its parents too): it need not exist yet
 
 
 @dataclass(frozen=True, slots=True)

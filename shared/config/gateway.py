@@ -12,6 +12,10 @@ class GatewayConfig(ServiceSection):
 
     bind: Bind = Field("127.0.0.1:3110", description="address gateway listens on")
 
+    state_dir: str = Field(
+        "lakehouse-data/gateway",
+        description="where the client keys' request meters live (shared by the workers, kept across restarts)",
+    )
     workers: int = Field(0, ge=0, le=256, description="gateway processes sharing the port; 0 = one per CPU core")
     upstream_max_connections: int = Field(
         256, ge=1, le=65536, description="open connections to each upstream per gateway process; more requests queue"

@@ -24,6 +24,8 @@ def _value(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, BaseModel):  # a mapping's entry (a [chatd.prices] row): an inline table
+        return "{ " + ", ".join(f"{_key(k)} = {_value(getattr(value, k))}" for k in type(value).model_fields) + " }"
     raise TypeError(f"cannot render {type(value).__name__} as TOML")
 
 

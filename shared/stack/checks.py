@@ -39,6 +39,9 @@ def _directories(config: LakehouseConfig, service: str) -> list[str]:
         if not value:
             continue
         directory = Path(str(PurePosixPath(value).parent) if writable.is_file else value)
+        if writable.made:
+            while not directory.exists() and directory != directory.parent:
+                directory = directory.parent  # what must be writable is where the service will make it
         if not directory.is_dir():
             problems.append(f"{service}: directory {directory} ({service}.{key}) does not exist; create it")
         elif not os.access(directory, os.W_OK | os.X_OK):

@@ -16,7 +16,6 @@ from starlette.types import ASGIApp, Lifespan, Scope
 from shared.config import LakehouseConfig
 from shared.config.base import ServiceSection, split_bind
 from shared.errors import (
-    ErrorCode,
     LakehouseError,
     handle_client_disconnect,
     handle_http_exception,
@@ -91,7 +90,7 @@ def service_app(
     public_prefixes: tuple[str, ...] = (),
     signed: Callable[[Scope], bool] | None = None,
     outer: Sequence[Middleware] = (),
-    keys: Callable[[Scope, bytes], tuple[ErrorCode, str] | None] | None = None,
+    keys: Callable[[Scope, bytes], LakehouseError | None] | None = None,
 ) -> Starlette:
     """A Starlette app for `service` with GET /health, GET /metrics, auth, request ids, access lines, Host checks and
     JSON errors.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import ErrorCode, send_error
+from shared.errors import ErrorCode, LakehouseError, send_error
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -47,9 +47,11 @@ def peer_allowed(host: str | None, networks: tuple[IPNetwork, ...]) -> bool:
     return any(address in network for network in networks)
 
 
-async def refuse(scope: Scope, send: Send, code: ErrorCode, message: str) -> None:
+async def refuse(
+    scope: Scope, send: Send, code: ErrorCode, message: str, headers: dict[str, str] | None = None
+) -> None:
     if scope["type"] == "http":
-        await send_error(send, code, message)
+        await send_error(send, code, message, headers)
         return
     if "websocket.http.response" in scope.get("extensions", {}):
 
@@ -57,7 +59,7 @@ async def refuse(scope: Scope, send: Send, code: ErrorCode, message: str) -> Non
             # The ASGI denial-response extension: the same answer, under websocket.http.response.* names.
             await send({**event, "type": "websocket." + event["type"]})
 
-        await send_error(as_denial, code, message)
+        await send_error(as_denial, code, message, headers)
         return
     await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": message})
 
@@ -73,7 +75,7 @@ class AuthMiddleware:
         public_paths: Iterable[str] = (),
         public_prefixes: tuple[str, ...] = (),
         signed: Callable[[Scope], bool] | None = None,
-        keys: Callable[[Scope, bytes], tuple[ErrorCode, str] | None] | None = None,
+        keys: Callable[[Scope, bytes], LakehouseError | None] | None = None,
     ) -> None:
         """`trust_loopback`: the server is bound to loopback, so a loopback peer is this box (the gateway, the
         supervisor) and nothing else can reach it; the allow-list then admits loopback peers too.
@@ -89,7 +91,7 @@ class AuthMiddleware:
         self.public_prefixes = public_prefixes
         self.signed = signed
         # A bearer that is not the token is tried as a client key (shared/keys/gate.py): None admits it, else the
-        # refusal (401, or 403 naming the scope it lacks).
+        # refusal (401, 403 naming the scope it lacks, 429 past its requests per minute).
         self.keys = keys
 
     def token_exempt(self, path: str) -> bool:
@@ -118,9 +120,9 @@ class AuthMiddleware:
                 refusal = (
                     self.keys(scope, credentials)
                     if self.keys is not None and scheme.lower() == b"bearer"
-                    else ("unauthorized", "missing or wrong Authorization: Bearer token")
+                    else LakehouseError("unauthorized", "missing or wrong Authorization: Bearer token")
                 )
                 if refusal is not None:
-                    await refuse(scope, send, *refusal)
+                    await refuse(scope, send, refusal.code, refusal.message, refusal.headers)
                     return
         await self.app(scope, receive, send)

@@ -118,7 +118,8 @@ def eventually_status(lake: Lake, secret: str, body: dict[str, Any], within_secs
         ({"name": "x", "scopes": ["sql", "root"]}, "unknown root"),
         ({"name": "x", "scopes": []}, "scopes"),
         ({"name": "", "scopes": ["sql"]}, "name"),
-        ({"name": "x", "scopes": ["sql"], "rpm": 5}, "rpm"),
+        ({"name": "x", "scopes": ["sql"], "rpm": 0}, "rpm"),
+        ({"name": "x", "scopes": ["sql"], "budget_period": "week"}, "budget_period"),
         ({"name": "x", "scopes": ["sql"], "expires_at": "2027-01-01T00:00:00"}, "time zone"),
     ],
 )

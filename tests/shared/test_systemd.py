@@ -80,7 +80,7 @@ def test_chatd_reads_its_key_files_and_writers_get_their_paths(units: Path) -> N
     assert storaged["ReadWritePaths"] == ["/var/lib/lakehouse/lakehouse-data/objects"]
     gateway = read_unit(units / "lakehouse-gateway.service")["Service"]
     assert gateway["EnvironmentFile"] == ["-/etc/lakehouse/lakehouse.env"]
-    assert "ReadWritePaths" not in gateway
+    assert gateway["ReadWritePaths"] == ["/var/lib/lakehouse/lakehouse-data/gateway"]  # the keys' meters
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")

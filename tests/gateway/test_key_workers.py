@@ -1,0 +1,110 @@
+"""A key's requests per minute with `workers = 2`: one limit for the whole gateway, not one per worker, and kept
+across a restart of the gateway (the meters are a file in `[gateway] state_dir`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.net import free_port, wait_for_http
+from tests.support.lake import Lake, running_lake
+
+ROOT = "workers-test-root-token-0123456789"
+RPM = 60
+WORKERS = 2
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Iterator[Lake]:
+    with running_lake(tmp_path / "lake", token=ROOT) as running:
+        yield running
+
+
+def start_gateway(lake: Lake, port: int, state: Path, tmp: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp),  # the per-run metrics directory: its files say which workers answered
+        "LH_CONFIG": "/dev/null/none.toml",
+        "LH_AUTH__TOKEN": ROOT,
+        "LH_GATEWAY__BIND": f"127.0.0.1:{port}",
+        "LH_GATEWAY__WORKERS": str(WORKERS),
+        "LH_GATEWAY__STATE_DIR": str(state),
+        "LH_GATEWAY__STORAGED_URL": lake.config.gateway.upstream_url("storaged"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.stack.cli", "serve", "gateway"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_http(f"http://127.0.0.1:{port}/health", process, timeout_secs=120)
+    until_every_worker_answers(f"http://127.0.0.1:{port}", tmp)
+    return process
+
+
+def workers_answered(tmp: Path) -> set[str]:
+    """The workers that counted a request (their metrics files are named counter_<pid>.db)."""
+    return {p.stem.rsplit("_", 1)[1] for run in tmp.glob("lakehouse-metrics-*") for p in run.glob("counter_*.db")}
+
+
+def until_every_worker_answers(url: str, tmp: Path, within_secs: float = 60.0) -> None:
+    # The first worker answers while the second may still be starting: the test counts once both serve.
+    deadline = time.monotonic() + within_secs
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=url, limits=fresh) as http:
+        while len(workers_answered(tmp)) < WORKERS:
+            assert time.monotonic() < deadline, "the second gateway worker never answered"
+            http.get("/health")
+            time.sleep(0.02)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=15)
+
+
+def admitted(url: str, secret: str, count: int) -> tuple[int, int]:
+    """(200s, 429s) of `count` requests, each on a new connection so the kernel spreads them over the workers."""
+    statuses: list[int] = []
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {secret}"}, limits=fresh) as http:
+        for _ in range(count):
+            response = http.get("/v1/storage/objects", params={"limit": "1"})
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert int(response.headers["retry-after"]) >= 1
+                assert "requests per minute" in response.json()["error"]["message"]
+    assert set(statuses) <= {200, 429}, statuses
+    return statuses.count(200), statuses.count(429)
+
+
+def test_requests_per_minute_hold_across_workers_and_a_restart(lake: Lake, tmp_path: Path) -> None:
+    with lake.http() as http:
+        key = http.post("/v1/keys", json={"name": "rpm", "scopes": ["storage:read"], "rpm": RPM}).json()
+    port, state = free_port(), tmp_path / "gateway-state"
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    gateway = start_gateway(lake, port, state, tmp_path)
+    try:
+        first, refused = admitted(url, key["secret"], RPM + RPM // 2)
+    finally:
+        stop(gateway)
+    gateway = start_gateway(lake, port, state, tmp_path)
+    try:
+        after, _ = admitted(url, key["secret"], RPM // 2)
+    finally:
+        stop(gateway)
+    elapsed = time.monotonic() - started
+    allowed = RPM + RPM / 60 * elapsed  # the bucket, and what refilled it meanwhile
+    assert refused > 0
+    assert RPM * 0.9 <= first <= allowed * 1.1
+    assert first + after <= allowed * 1.1  # the restart did not give the key a fresh minute
