@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.chatd.accounts import Accounts, running_accounts
 from services.chatd.builder import build_registry
 from services.chatd.call import Call, routed_headers
 from services.chatd.disconnect import CLIENT_CLOSED, ClientGone, StreamResponse
@@ -27,6 +28,7 @@ from services.chatd.types import ChatError, ChatRequest
 from services.chatd.validation import describe
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
+from shared.keys.grant import GRANT_HEADER, decode
 from shared.telemetry.metrics import Metrics
 from shared.web.app import service_app
 from shared.web.body import is_json_content_type, read_capped
@@ -100,6 +102,18 @@ async def models(request: Request) -> Response:
     return json_response(await model_list(config.models, request.app.state.registry))
 
 
+async def usage(request: Request) -> Response:
+    """A key's tokens this minute and spend this period (the gateway's `GET /v1/keys/{id}/usage` asks)."""
+    try:
+        grant = decode(request.headers.get(GRANT_HEADER))
+    except ValueError as exc:
+        raise ChatError("invalid_request", str(exc)) from None
+    if grant is None:
+        raise ChatError("invalid_request", f"usage is a key's: send its grant in {GRANT_HEADER}")
+    accounts: Accounts = request.app.state.accounts
+    return json_response(accounts.usage(grant))
+
+
 async def providers(request: Request) -> Response:
     registry: Registry = request.app.state.registry
     return json_response({"providers": registry.listing()})
@@ -118,7 +132,9 @@ def create_app(config: LakehouseConfig) -> Starlette:
             config.chatd.attempt_timeout_secs,
         )
         try:
-            yield
+            async with running_accounts(config) as accounts:
+                app.state.accounts = accounts
+                yield
         finally:
             await registry.aclose()
 
@@ -126,6 +142,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         Route("/v1/chat", chat, methods=["POST"]),
         Route("/v1/chat/completions", completions, methods=["POST"]),
         Route("/v1/chat/providers", providers, methods=["GET"]),
+        Route("/v1/chat/usage", usage, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
     ]
     metrics = Metrics("chatd")

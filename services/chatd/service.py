@@ -8,7 +8,7 @@ from starlette.types import ASGIApp
 
 from shared.config import LakehouseConfig
 from shared.config.chatd import PROVIDERS, ChatdConfig
-from shared.registry import KeyFile, Service
+from shared.registry import KeyFile, Service, Writable
 
 
 def create_app(config: LakehouseConfig) -> ASGIApp:
@@ -33,6 +33,7 @@ SERVICE = Service(
     exact_paths=("/v1/models",),
     timeout_secs=0.0,
     timeout_help="seconds to wait for chatd; 0 = chatd's timeout_secs plus 10",
-    optional_urls=frozenset({"ollama_url"}),
+    writable=(Writable("ledger_dir", made=True),),
+    optional_urls=frozenset({"ollama_url", "ledger_storaged_url", "ledger_catalogd_url"}),
     key_files=key_files,
 )

@@ -55,21 +55,28 @@ async def _relay(
     log: StreamLog,
     opening: bytes = b"",
 ) -> AsyncGenerator[bytes, None]:
-    status = "client_gone"  # unless the stream reaches an end of its own
+    # The end is logged (and charged, and in the ledger) before its last bytes go out: a client that has the whole
+    # stream has its record written.
+    logged = False
     try:
         totals.add(first)
         yield opening + encode(first)
         async for batch in rest:
             totals.add(batch)
             yield encode(batch)
-        status = "ok"
-        yield finish()
+        last = finish()
+        logged = True
+        log("ok", totals)
+        yield last
     except ProviderError as exc:
-        status = exc.code
+        if not logged:
+            logged = True
+            log(exc.code, totals)
         yield fail(exc)
     finally:
         await rest.aclose()
-        log(status, totals)
+        if not logged:
+            log("client_gone", totals)  # the stream did not reach an end of its own
 
 
 def openai_stream(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, create_model
 
-from shared.config.base import Bind, ServiceSection, Url
+from shared.config.base import Bind, Section, ServiceSection, Url
 
 Wire = Literal["ollama_chat", "ollama_generate", "openai"]
 
@@ -71,6 +71,23 @@ DEFAULT_PROVIDER = PROVIDERS[0].name
 KEY_FILE_DIR = "/etc/lakehouse"
 
 
+class Price(Section):
+    """What a model costs, in USD per million tokens."""
+
+    input: float = Field(ge=0, allow_inf_nan=False)
+    output: float = Field(ge=0, allow_inf_nan=False)
+
+
+# List prices (USD per million tokens, December 2026) of the paid models the [models] defaults name, as the routed
+# model strings chatd reports; a model not listed costs 0 (local ones, and flat-rate plans such as Ollama Cloud).
+DEFAULT_PRICES: dict[str, Price] = {
+    "openrouter/anthropic/claude-opus-4-7": Price(input=5.0, output=25.0),
+    "openrouter/moonshotai/kimi-k2-0905": Price(input=0.6, output=2.5),
+    "openrouter/openai/gpt-5": Price(input=1.25, output=10.0),
+    "opencode/claude-opus-4-7": Price(input=5.0, output=25.0),
+}
+
+
 class ChatdSettings(ServiceSection):
     """chatd's own keys; the providers' keys are added from PROVIDERS to make ChatdConfig."""
 
@@ -83,6 +100,27 @@ class ChatdSettings(ServiceSection):
     fallbacks: dict[Annotated[str, Field(min_length=1)], list[Annotated[str, Field(min_length=1)]]] = Field(
         default_factory=dict,
         description="model or tier (as the request names it) -> models or tiers tried next, in order",
+    )
+
+    prices: dict[Annotated[str, Field(min_length=1)], Price] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="routed model (provider/model) -> USD per million tokens, input and output; unlisted costs 0",
+    )
+    ledger_dir: str = Field(
+        "lakehouse-data/ledger",
+        description="the spend ledger's spool and the keys' token and budget meters (kept across restarts)",
+    )
+    ledger_storaged_url: Url = Field(
+        "http://127.0.0.1:3211", description='storaged, where the ledger\'s Parquet goes; "" = keep it spooled here'
+    )
+    ledger_catalogd_url: Url = Field(
+        "http://127.0.0.1:3212", description='catalogd, where the ledger is the dataset "spend"; "" = spooled here'
+    )
+    ledger_ship_secs: float = Field(
+        20.0, gt=0, le=3600, description="seconds between ledger appends to the spend dataset (its freshness)"
+    )
+    ledger_compact_files: int = Field(
+        32, ge=2, description="small files the spend dataset may have before they are merged into one"
     )
 
     @property

@@ -20,6 +20,7 @@ from pyiceberg.catalog.rest import RestCatalog
 from gateway.app import create_app as create_gateway
 from scripts.net import free_port
 from services.catalogd.app import create_app as create_catalogd
+from services.chatd.app import create_app as create_chatd
 from services.ingestd.app import create_app as create_ingestd
 from services.queryd.app import create_app as create_queryd
 from services.storaged.app import create_app as create_storaged
@@ -29,6 +30,10 @@ from tests.support.servers import serve_in_thread
 ACCESS_KEY = "lakehouse-iceberg-key"
 SECRET_KEY = "lakehouse-iceberg-secret-0123456789"
 REGION = "us-east-1"
+# chatd's keyed providers read no key file of the machine's: Ollama alone serves the lake's chat.
+UNREGISTERED = {
+    f"{name}_key_file": "/nonexistent/lakehouse-test.env" for name in ("ollama_cloud", "openrouter", "opencode", "kimi")
+}
 
 
 @dataclass
@@ -71,7 +76,10 @@ class Lake:
 
 
 @contextmanager
-def running_lake(tmp_path: Path, *, token: str = "", **sections: dict[str, Any]) -> Iterator[Lake]:
+def running_lake(
+    tmp_path: Path, *, token: str = "", ollama_url: str = "", **sections: dict[str, Any]
+) -> Iterator[Lake]:
+    """With `ollama_url`, chatd too (its Ollama there, its spend ledger shipped to this lake's storaged)."""
     gateway_port = free_port()
     root = tmp_path / "objects"
     base: dict[str, Any] = {
@@ -80,7 +88,8 @@ def running_lake(tmp_path: Path, *, token: str = "", **sections: dict[str, Any])
         "ingestd": {"temp_dir": str(tmp_path)},
         "queryd": {"refresh_every": "1h"},
         "auth": {"token": token},
-        "gateway": {"bind": f"127.0.0.1:{gateway_port}"},
+        "gateway": {"bind": f"127.0.0.1:{gateway_port}", "state_dir": str(tmp_path / "gateway")},
+        "chatd": {"ledger_dir": str(tmp_path / "ledger"), "ledger_ship_secs": 0.2, **UNREGISTERED},
     }
     for section, values in sections.items():
         base[section] = {**base.get(section, {}), **values}
@@ -94,6 +103,11 @@ def running_lake(tmp_path: Path, *, token: str = "", **sections: dict[str, Any])
         ingestd = stack.enter_context(serve_in_thread(create_ingestd(config)))
         queryd = stack.enter_context(serve_in_thread(create_queryd(config)))
         upstreams = {"storaged_url": storaged, "catalogd_url": catalogd, "ingestd_url": ingestd, "queryd_url": queryd}
+        if ollama_url:
+            config = _with(
+                config, "chatd", ollama_url=ollama_url, ledger_storaged_url=storaged, ledger_catalogd_url=catalogd
+            )
+            upstreams["chatd_url"] = stack.enter_context(serve_in_thread(create_chatd(config)))
         config = _with(config, "gateway", **upstreams)
         url = stack.enter_context(serve_in_thread(create_gateway(config), port=gateway_port))
         yield Lake(url, root, config, token)

@@ -21,9 +21,13 @@ KEY_VARS = ("OLLAMA_CLOUD_KEY", "OPENROUTER_API_KEY", "OPENCODE_API_KEY", "KIMI_
 HI = [{"role": "user", "content": "hello there"}]
 
 
+# The ledger stays in the test's own directory: no test ships it to a storaged it did not start.
+UNSHIPPED = {"ledger_storaged_url": "", "ledger_catalogd_url": ""}
+
+
 def chatd_config(**chatd: Any) -> Any:
     models = chatd.pop("models", {})
-    return load_config(chatd={**NO_KEY_FILES, **chatd}, models=models)
+    return load_config(chatd={**NO_KEY_FILES, **UNSHIPPED, **chatd}, models=models)
 
 
 @asynccontextmanager
