@@ -58,6 +58,10 @@ soak *args:
 soak-health *args:
     uv run python -m scripts.soak_health {{args}}
 
+# Keys benchmark: gateway req/s and added p50 with a client key vs the root token; chatd c16 with the spend ledger on vs off
+bench-keys *args:
+    uv run python -m scripts.bench_keys {{args}}
+
 # Log benchmark: observerd appends/s with fsync on (c1, c16) and the replay time of a generated 1 GiB log
 bench-logs *args:
     uv run python -m scripts.bench_logs {{args}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 
 import httpx
@@ -58,6 +59,10 @@ def main() -> None:
         "LH_CHATD__OLLAMA_URL": fake,
         "LH_GATEWAY__BIND": f"127.0.0.1:{gateway_port}",
         "LH_GATEWAY__CHATD_URL": chatd,
+        # The ledger in a directory of its own, not shipped: this bench measures dispatch (bench-keys its cost).
+        "LH_CHATD__LEDGER_DIR": tempfile.mkdtemp(prefix="bench-chatd-ledger-"),
+        "LH_CHATD__STORAGED_URL": "",
+        "LH_CHATD__CATALOGD_URL": "",
         **{f"LH_CHATD__{p}_KEY_FILE": NO_KEY for p in ("OLLAMA_CLOUD", "OPENROUTER", "OPENCODE", "KIMI")},
     }
     direct_body = json.dumps({"model": "qwen3.5:latest", "messages": MESSAGES, "stream": False, "think": False})

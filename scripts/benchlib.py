@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +56,11 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, connections: int, seconds: int, body: bytes | None) -> tuple[float, float, float, int]:
+def run_wrk(
+    url: str, connections: int, seconds: int, body: bytes | None, headers: Mapping[str, str] | None = None
+) -> tuple[float, float, float, int]:
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    args += [flag for name, value in (headers or {}).items() for flag in ("-H", f"{name}: {value}")]
     script = None
     if body is not None:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
@@ -89,11 +92,14 @@ def _count(pattern: str, text: str) -> int:
     return sum(int(group) for group in match.groups()) if match else 0
 
 
-async def _python_load(url: str, connections: int, seconds: int, body: bytes | None) -> tuple[float, float, float, int]:
+async def _python_load(
+    url: str, connections: int, seconds: int, body: bytes | None, headers: Mapping[str, str] | None = None
+) -> tuple[float, float, float, int]:
     parsed = httpx.URL(url)
     method = b"POST" if body is not None else b"GET"
     # Host names the port too: a SigV4-signed (presigned) URL signs host:port.
     head = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, parsed.raw_path, parsed.netloc)
+    head += b"".join(f"{name}: {value}\r\n".encode() for name, value in (headers or {}).items())
     if body is not None:
         head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
     request = head + b"\r\n" + (body or b"")
@@ -130,11 +136,18 @@ async def _python_load(url: str, connections: int, seconds: int, body: bytes | N
     )
 
 
-def measure(label: str, url: str, connections: int, seconds: int, body: bytes | None = None) -> Result:
+def measure(
+    label: str,
+    url: str,
+    connections: int,
+    seconds: int,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Result:
     if shutil.which("wrk"):
-        rps, p50, p99, errors = run_wrk(url, connections, seconds, body)
+        rps, p50, p99, errors = run_wrk(url, connections, seconds, body, headers)
     else:
-        rps, p50, p99, errors = asyncio.run(_python_load(url, connections, seconds, body))
+        rps, p50, p99, errors = asyncio.run(_python_load(url, connections, seconds, body, headers))
     result = Result(label, connections, rps, p50, p99, errors)
     print(
         f"  measured {label:<16} c={connections:<3} {rps:>9.0f} req/s  p50 {p50:7.3f} ms  p99 {p99:7.3f} ms"

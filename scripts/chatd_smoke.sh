@@ -22,6 +22,7 @@ start chatd "$logs/chatd.log" env -u OLLAMA_CLOUD_KEY -u OPENROUTER_API_KEY -u O
     LH_CONFIG=/dev/null/none.toml LH_CHATD__BIND="127.0.0.1:$chatd_port" LH_CHATD__OLLAMA_URL="$OLLAMA_URL" \
     LH_CHATD__OLLAMA_CLOUD_KEY_FILE=/dev/null/none LH_CHATD__OPENROUTER_KEY_FILE=/dev/null/none \
     LH_CHATD__OPENCODE_KEY_FILE=/dev/null/none LH_CHATD__KIMI_KEY_FILE=/dev/null/none \
+    LH_CHATD__LEDGER_DIR="$logs/ledger" LH_CHATD__STORAGED_URL= LH_CHATD__CATALOGD_URL= \
     $PY -m shared.stack.cli serve chatd
 wait_healthy "$chatd/health" || { cat "$logs/chatd.log"; exit 1; }
 

@@ -3,7 +3,8 @@
 usage: python -m scripts.stack_config OUT.toml [OLLAMA_URL [DATA_DIR]]
 
 Every service's `<other>_url` key (catalogd's storaged_url, matrixd's vectord_url, ...) points at that other service's
-port; embedd and chatd use OLLAMA_URL; storaged keeps its objects under DATA_DIR (default: OUT.toml's directory).
+port; embedd and chatd use OLLAMA_URL; storaged's objects, chatd's
+ledger and the gateway's meters live under DATA_DIR (default: OUT.toml's directory).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def stack_config(ollama_url: str, data_dir: Path | None = None) -> str:
             lines += [f'{other}_url = "http://127.0.0.1:{ports[other]}"' for other in names() if f"{other}_url" in keys]
         if name == "storaged" and data_dir is not None:
             lines.append(f'root = "{data_dir / "objects"}"')
+        if name == "chatd" and data_dir is not None:
+            lines.append(f'ledger_dir = "{data_dir / "ledger"}"')
+        if name == "gateway" and data_dir is not None:
+            lines.append(f'state_dir = "{data_dir / "gateway"}"')
         if name == "embedd":
             lines.append(f'provider_url = "{ollama_url}"')
         if name == "chatd":

@@ -144,13 +144,13 @@ async def running_accounts(config: LakehouseConfig) -> AsyncIterator[Accounts]:
     spool = Spool(directory / SPOOL_DIR)
     try:
         accounts = Accounts(section.prices, meters, spool)
-        if not (section.ledger_storaged_url and section.ledger_catalogd_url):
+        if not (section.storaged_url and section.catalogd_url):
             yield accounts
             return
         token = config.auth.token.get_secret_value()
         async with (
-            StoragedClient(section.ledger_storaged_url, token=token) as storage,
-            CatalogdClient(section.ledger_catalogd_url, token=token) as catalog,
+            StoragedClient(section.storaged_url, token=token) as storage,
+            CatalogdClient(section.catalogd_url, token=token) as catalog,
         ):
             shipper = Shipper(spool, storage, catalog, compact_files=section.ledger_compact_files)
             task = asyncio.create_task(shipper.run(section.ledger_ship_secs))

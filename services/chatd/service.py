@@ -34,6 +34,6 @@ SERVICE = Service(
     timeout_secs=0.0,
     timeout_help="seconds to wait for chatd; 0 = chatd's timeout_secs plus 10",
     writable=(Writable("ledger_dir", made=True),),
-    optional_urls=frozenset({"ollama_url", "ledger_storaged_url", "ledger_catalogd_url"}),
+    optional_urls=frozenset({"ollama_url", "storaged_url", "catalogd_url"}),
     key_files=key_files,
 )

@@ -110,10 +110,10 @@ class ChatdSettings(ServiceSection):
         "lakehouse-data/ledger",
         description="the spend ledger's spool and the keys' token and budget meters (kept across restarts)",
     )
-    ledger_storaged_url: Url = Field(
+    storaged_url: Url = Field(
         "http://127.0.0.1:3211", description='storaged, where the ledger\'s Parquet goes; "" = keep it spooled here'
     )
-    ledger_catalogd_url: Url = Field(
+    catalogd_url: Url = Field(
         "http://127.0.0.1:3212", description='catalogd, where the ledger is the dataset "spend"; "" = spooled here'
     )
     ledger_ship_secs: float = Field(

@@ -87,6 +87,17 @@ class Gateway:
             except ValueError:
                 raise GatewayError(f"{method} {path} answered a body that is not JSON") from None
 
+    def keys(self, method: str, suffix: str = "", body: dict[str, Any] | None = None) -> Any:
+        """`/v1/keys<suffix>`: the JSON answer, or None for a 204 (a revocation)."""
+        with self._stream(method, "/v1/keys" + suffix, json=body) as response:
+            response.read()
+            if response.status_code == 204:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise GatewayError(f"{method} /v1/keys{suffix} answered a body that is not JSON") from None
+
     def health(self) -> dict[str, Any]:
         """GET /v1/health; a degraded stack answers 503 with the same report, which is what a status wants."""
         try:

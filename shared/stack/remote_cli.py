@@ -10,7 +10,7 @@ import json
 import mimetypes
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,19 +19,12 @@ from tqdm import tqdm
 from shared.config import LakehouseConfig
 from shared.config.s3_api import describe_s3_api
 from shared.stack.gateway_client import Gateway, GatewayError, gateway_url_from_bind
+from shared.stack.keys_cli import add_keys_arguments, keys
+from shared.stack.text_table import render_table
 
 URL_ENV = "LAKEHOUSE_URL"
 TOKEN_ENV = "LAKEHOUSE_TOKEN"
 SQL_ACCEPT = {"table": "application/json", "json": "application/json", "csv": "text/csv"}
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table (no colours: it is also what a pipe or a log sees)."""
-    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
 
 
 def status(args: argparse.Namespace, gateway: Gateway) -> int:
@@ -153,6 +146,7 @@ REMOTE_COMMANDS: dict[str, tuple[RemoteCommand, str]] = {
     "chat": (chat, "ask a model, streaming the answer"),
     "put": (put, "store an object (from FILE or stdin)"),
     "get": (get, "read an object (to FILE or stdout)"),
+    "keys": (keys, "make and manage client keys (create, list, show, revoke, rotate, usage)"),
 }
 
 
@@ -174,6 +168,7 @@ def add_remote_commands(
     for name in ("put", "get"):
         parsers[name].add_argument("key", metavar="KEY")
         parsers[name].add_argument("file", metavar="FILE", nargs="?", help="default: stdin / stdout")
+    add_keys_arguments(parsers["keys"])
 
 
 def run_remote(args: argparse.Namespace, config: LakehouseConfig) -> int:

@@ -103,10 +103,9 @@ def running_lake(
         ingestd = stack.enter_context(serve_in_thread(create_ingestd(config)))
         queryd = stack.enter_context(serve_in_thread(create_queryd(config)))
         upstreams = {"storaged_url": storaged, "catalogd_url": catalogd, "ingestd_url": ingestd, "queryd_url": queryd}
+        upstreams["chatd_url"] = ""  # unless it runs here: then its own
         if ollama_url:
-            config = _with(
-                config, "chatd", ollama_url=ollama_url, ledger_storaged_url=storaged, ledger_catalogd_url=catalogd
-            )
+            config = _with(config, "chatd", ollama_url=ollama_url, storaged_url=storaged, catalogd_url=catalogd)
             upstreams["chatd_url"] = stack.enter_context(serve_in_thread(create_chatd(config)))
         config = _with(config, "gateway", **upstreams)
         url = stack.enter_context(serve_in_thread(create_gateway(config), port=gateway_port))

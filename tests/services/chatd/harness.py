@@ -22,7 +22,7 @@ HI = [{"role": "user", "content": "hello there"}]
 
 
 # The ledger stays in the test's own directory: no test ships it to a storaged it did not start.
-UNSHIPPED = {"ledger_storaged_url": "", "ledger_catalogd_url": ""}
+UNSHIPPED = {"storaged_url": "", "catalogd_url": ""}
 
 
 def chatd_config(**chatd: Any) -> Any:

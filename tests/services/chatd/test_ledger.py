@@ -40,8 +40,8 @@ def start_chatd(lake: Lake, port: int, ledger: Path, ollama_url: str) -> subproc
         "LH_CHATD__OLLAMA_URL": ollama_url,
         "LH_CHATD__LEDGER_DIR": str(ledger),
         "LH_CHATD__LEDGER_SHIP_SECS": "0.3",
-        "LH_CHATD__LEDGER_STORAGED_URL": lake.config.gateway.upstream_url("storaged"),
-        "LH_CHATD__LEDGER_CATALOGD_URL": lake.config.gateway.upstream_url("catalogd"),
+        "LH_CHATD__STORAGED_URL": lake.config.gateway.upstream_url("storaged"),
+        "LH_CHATD__CATALOGD_URL": lake.config.gateway.upstream_url("catalogd"),
         **{
             f"LH_CHATD__{n.upper()}_KEY_FILE": "/nonexistent/x.env"
             for n in ("ollama_cloud", "openrouter", "opencode", "kimi")
