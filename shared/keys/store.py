@@ -102,6 +102,9 @@ class KeyCache:
         self.store = store
         self.refresh_secs = refresh_secs
         self._keys: dict[str, tuple[KeyRecord, str]] = {}
+        # A refresh's listing may predate a key this worker made or revoked meanwhile: each refresh under way
+        # collects those changes here, and applies them over what it read.
+        self._changes_seen_by: list[dict[str, tuple[KeyRecord, str] | None]] = []
         self.log = structlog.get_logger("gateway")
 
     def get(self, key_id: str) -> KeyRecord | None:
@@ -114,21 +117,35 @@ class KeyCache:
     def remember(self, record: KeyRecord, etag: str = "") -> None:
         """A key this worker just wrote, in force here at once (the others see it at their next refresh)."""
         self._keys[record.id] = (record, etag)
+        for changes in self._changes_seen_by:
+            changes[record.id] = (record, etag)
 
     def forget(self, key_id: str) -> None:
         self._keys.pop(key_id, None)
+        for changes in self._changes_seen_by:
+            changes[key_id] = None
 
     async def refresh(self) -> None:
-        listed = await self.store.listed()
-        fresh: dict[str, tuple[KeyRecord, str]] = {}
-        for key_id, etag in listed.items():
-            known = self._keys.get(key_id)
-            if known is not None and known[1] == etag:
-                fresh[key_id] = known
-                continue
-            found = await self.store.get(key_id)
-            if found is not None:
-                fresh[key_id] = found
+        changes: dict[str, tuple[KeyRecord, str] | None] = {}
+        self._changes_seen_by.append(changes)
+        try:
+            listed = await self.store.listed()
+            fresh: dict[str, tuple[KeyRecord, str]] = {}
+            for key_id, etag in listed.items():
+                known = self._keys.get(key_id)
+                if known is not None and known[1] == etag:
+                    fresh[key_id] = known
+                    continue
+                found = await self.store.get(key_id)
+                if found is not None:
+                    fresh[key_id] = found
+        finally:
+            self._changes_seen_by.remove(changes)
+        for key_id, change in changes.items():
+            if change is None:
+                fresh.pop(key_id, None)
+            else:
+                fresh[key_id] = change
         self._keys = fresh
 
     async def run(self) -> None:

@@ -98,3 +98,23 @@ def test_every_answered_request_is_in_the_ledger_after_kill_9(lake: Lake, tmp_pa
         finally:
             os.killpg(chatd.pid, signal.SIGTERM)
             chatd.wait(timeout=15)
+
+
+def test_the_ledger_merges_its_small_files_and_keeps_every_record(tmp_path: Path) -> None:
+    body = {"model": "ollama/qwen3.5:latest", "messages": [{"role": "user", "content": "count me"}]}
+    with (
+        serve_in_thread(ollama.create_app(FakeUpstream())) as ollama_url,
+        running_lake(tmp_path, token=ROOT, ollama_url=ollama_url, chatd={"ledger_compact_files": 2}) as lake,
+        lake.http() as http,
+    ):
+        rounds = 5
+        for shipped in range(1, rounds + 1):  # one request per ship: one small file each
+            assert http.post("/v1/chat/completions", json=body).status_code == 200
+            deadline = time.monotonic() + 30
+            while spend_rows(lake) < shipped:
+                assert time.monotonic() < deadline, f"round {shipped} never shipped"
+                time.sleep(0.1)
+        files = http.get("/v1/catalog/datasets/spend").json()["files"]
+        assert len(files) <= 2  # merged whenever more than 2 piled up
+        assert any("compacted" in f["key"] for f in files)
+        assert spend_rows(lake) == rounds
