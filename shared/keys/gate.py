@@ -43,6 +43,7 @@ class KeyGate:
         self.table = table
         self.root = b"Bearer " + root_token.encode()
         self.meters = meters  # opened on the first key with a limit
+        self._grants: dict[str, tuple[KeyRecord, bytes]] = {}  # each key's header, encoded once per record
 
     def admit(self, scope: Scope, presented: bytes) -> LakehouseError | None:
         secret = presented.decode("latin-1")
@@ -77,4 +78,7 @@ class KeyGate:
             (name, self.root if name == b"authorization" else value) for name, value in scope["headers"]
         ]
         scope[KEY_SCOPE] = record
-        scope[GRANT_SCOPE] = encode(record.grant())
+        cached = self._grants.get(record.id)
+        if cached is None or cached[0] is not record:
+            cached = self._grants[record.id] = (record, encode(record.grant()))
+        scope[GRANT_SCOPE] = cached[1]

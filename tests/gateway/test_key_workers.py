@@ -3,10 +3,7 @@ across a restart of the gateway (the meters are a file in `[gateway] state_dir`)
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.net import free_port, wait_for_http
+from scripts.net import free_port
 from tests.support.lake import Lake, running_lake
+from tests.support.processes import start_serving, stop_serving
 
 ROOT = "workers-test-root-token-0123456789"
 RPM = 60
@@ -29,24 +27,14 @@ def lake(tmp_path: Path) -> Iterator[Lake]:
 
 
 def start_gateway(lake: Lake, port: int, state: Path, tmp: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
+    environ = {
         "TMPDIR": str(tmp),  # the per-run metrics directory: its files say which workers answered
-        "LH_CONFIG": "/dev/null/none.toml",
         "LH_AUTH__TOKEN": ROOT,
-        "LH_GATEWAY__BIND": f"127.0.0.1:{port}",
         "LH_GATEWAY__WORKERS": str(WORKERS),
         "LH_GATEWAY__STATE_DIR": str(state),
         "LH_GATEWAY__STORAGED_URL": lake.config.gateway.upstream_url("storaged"),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.stack.cli", "serve", "gateway"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_for_http(f"http://127.0.0.1:{port}/health", process, timeout_secs=120)
+    process = start_serving("gateway", port, environ)
     until_every_worker_answers(f"http://127.0.0.1:{port}", tmp)
     return process
 
@@ -65,11 +53,6 @@ def until_every_worker_answers(url: str, tmp: Path, within_secs: float = 60.0) -
             assert time.monotonic() < deadline, "the second gateway worker never answered"
             http.get("/health")
             time.sleep(0.02)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=15)
 
 
 def admitted(url: str, secret: str, count: int) -> tuple[int, int]:
@@ -97,12 +80,12 @@ def test_requests_per_minute_hold_across_workers_and_a_restart(lake: Lake, tmp_p
     try:
         first, refused = admitted(url, key["secret"], RPM + RPM // 2)
     finally:
-        stop(gateway)
+        stop_serving(gateway)
     gateway = start_gateway(lake, port, state, tmp_path)
     try:
         after, _ = admitted(url, key["secret"], RPM // 2)
     finally:
-        stop(gateway)
+        stop_serving(gateway)
     elapsed = time.monotonic() - started
     allowed = RPM + RPM / 60 * elapsed  # the bucket, and what refilled it meanwhile
     assert refused > 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from scripts.net import free_port, serving
+from scripts.net import free_port, serving, wait_for_http
 from tests.support.live import clean_environment
 
 
@@ -35,3 +38,23 @@ def served(service: str, workdir: Path, **settings: str) -> Iterator[str]:
         ),
     ):
         yield url
+
+
+def start_serving(service: str, port: int, environ: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`lakehouse serve <service>` on `port` in a process group of its own (so a test can kill it and its workers
+    as one, `stop_serving`), configured by `environ` (full LH_* names) on top of this environment; once healthy."""
+    env = {**os.environ, "LH_CONFIG": "/dev/null/none.toml", f"LH_{service.upper()}__BIND": f"127.0.0.1:{port}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.stack.cli", "serve", service],
+        env={**env, **environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_http(f"http://127.0.0.1:{port}/health", process, timeout_secs=120)
+    return process
+
+
+def stop_serving(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
+    os.killpg(process.pid, sig)
+    process.wait(timeout=15)

@@ -3,10 +3,8 @@ exactly once — none lost from the spool, none shipped twice."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,14 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.net import free_port, wait_for_http
+from scripts.net import free_port
 from tests.support.fakes import ollama
 from tests.support.fakes.recorder import FakeUpstream
 from tests.support.lake import Lake, running_lake
+from tests.support.processes import start_serving, stop_serving
 from tests.support.servers import serve_in_thread
 
 ROOT = "ledger-test-root-token-0123456789"
 REQUESTS = 40
+UNREGISTERED_PROVIDERS = ("ollama_cloud", "openrouter", "opencode", "kimi")
 
 
 @pytest.fixture
@@ -32,30 +32,16 @@ def lake(tmp_path: Path) -> Iterator[Lake]:
 
 
 def start_chatd(lake: Lake, port: int, ledger: Path, ollama_url: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "LH_CONFIG": "/dev/null/none.toml",
+    environ = {
         "LH_AUTH__TOKEN": ROOT,
-        "LH_CHATD__BIND": f"127.0.0.1:{port}",
         "LH_CHATD__OLLAMA_URL": ollama_url,
         "LH_CHATD__LEDGER_DIR": str(ledger),
         "LH_CHATD__LEDGER_SHIP_SECS": "0.3",
         "LH_CHATD__STORAGED_URL": lake.config.gateway.upstream_url("storaged"),
         "LH_CHATD__CATALOGD_URL": lake.config.gateway.upstream_url("catalogd"),
-        **{
-            f"LH_CHATD__{n.upper()}_KEY_FILE": "/nonexistent/x.env"
-            for n in ("ollama_cloud", "openrouter", "opencode", "kimi")
-        },
+        **{f"LH_CHATD__{name.upper()}_KEY_FILE": "/nonexistent/x.env" for name in UNREGISTERED_PROVIDERS},
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.stack.cli", "serve", "chatd"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_for_http(f"http://127.0.0.1:{port}/health", process, timeout_secs=120)
-    return process
+    return start_serving("chatd", port, environ)
 
 
 def spend_rows(lake: Lake) -> int:
@@ -83,8 +69,7 @@ def test_every_answered_request_is_in_the_ledger_after_kill_9(lake: Lake, tmp_pa
                 with ThreadPoolExecutor(8) as pool:
                     statuses = list(pool.map(one, range(REQUESTS)))
         finally:
-            os.killpg(chatd.pid, signal.SIGKILL)  # at once after the last answer: some records are not shipped yet
-            chatd.wait(timeout=15)
+            stop_serving(chatd, signal.SIGKILL)  # at once after the last answer: some records are not shipped yet
         assert statuses == [200] * REQUESTS
         chatd = start_chatd(lake, port, ledger, ollama_url)
         try:
@@ -96,8 +81,7 @@ def test_every_answered_request_is_in_the_ledger_after_kill_9(lake: Lake, tmp_pa
             streamed = lake.sql("select count(*) as n from spend where stream")
             assert streamed[0]["n"] == REQUESTS // 2
         finally:
-            os.killpg(chatd.pid, signal.SIGTERM)
-            chatd.wait(timeout=15)
+            stop_serving(chatd)
 
 
 def test_the_ledger_merges_its_small_files_and_keeps_every_record(tmp_path: Path) -> None:
