@@ -13,7 +13,7 @@ import pytest
 
 from scripts.net import free_port
 from tests.support.lake import Lake, running_lake
-from tests.support.processes import start_serving, stop_serving
+from tests.support.processes import start_serving, stop_serving, until_every_worker_answers
 
 ROOT = "workers-test-root-token-0123456789"
 RPM = 60
@@ -35,24 +35,8 @@ def start_gateway(lake: Lake, port: int, state: Path, tmp: Path) -> subprocess.P
         "LH_GATEWAY__STORAGED_URL": lake.config.gateway.upstream_url("storaged"),
     }
     process = start_serving("gateway", port, environ)
-    until_every_worker_answers(f"http://127.0.0.1:{port}", tmp)
+    until_every_worker_answers(f"http://127.0.0.1:{port}", tmp, WORKERS)
     return process
-
-
-def workers_answered(tmp: Path) -> set[str]:
-    """The workers that counted a request (their metrics files are named counter_<pid>.db)."""
-    return {p.stem.rsplit("_", 1)[1] for run in tmp.glob("lakehouse-metrics-*") for p in run.glob("counter_*.db")}
-
-
-def until_every_worker_answers(url: str, tmp: Path, within_secs: float = 60.0) -> None:
-    # The first worker answers while the second may still be starting: the test counts once both serve.
-    deadline = time.monotonic() + within_secs
-    fresh = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(base_url=url, limits=fresh) as http:
-        while len(workers_answered(tmp)) < WORKERS:
-            assert time.monotonic() < deadline, "the second gateway worker never answered"
-            http.get("/health")
-            time.sleep(0.02)
 
 
 def admitted(url: str, secret: str, count: int) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.net import free_port, wait_for_http
 from tests.support.fakes.echo import EchoUpstream
+from tests.support.processes import until_every_worker_answers, workers_answered
 from tests.support.servers import run_server
 
 WORKERS = 2
@@ -44,11 +45,6 @@ def run_dirs(root: Path) -> list[Path]:
     return list(root.glob("lakehouse-metrics-*"))
 
 
-def writers(run_dir: Path) -> set[str]:
-    """The processes that wrote counters (their files are named counter_<pid>.db)."""
-    return {path.stem.rsplit("_", 1)[1] for path in run_dir.glob("counter_*.db")}
-
-
 async def test_counters_add_up_across_gateway_workers(tmp_path: Path) -> None:
     port = free_port()
     gateway = f"http://127.0.0.1:{port}"
@@ -66,6 +62,8 @@ async def test_counters_add_up_across_gateway_workers(tmp_path: Path) -> None:
         gateway_process = start_gateway(env)
         try:
             await asyncio.to_thread(wait_for_http, gateway + "/health", gateway_process, timeout_secs=120)
+            # /health is no family's: the counts below are the families' alone.
+            await asyncio.to_thread(until_every_worker_answers, gateway, tmp_path, WORKERS)
             auth = {"Authorization": "Bearer tok"}
             # No keep-alive: a new connection per request, so the kernel hands them to both workers.
             fresh = httpx.Limits(max_keepalive_connections=0)
@@ -75,8 +73,8 @@ async def test_counters_add_up_across_gateway_workers(tmp_path: Path) -> None:
                     assert (await client.get(f"/v1/storage/objects/{i}")).status_code == 200
                 for _ in range(REFUSED):
                     assert (await client.get("/v1/catalog/datasets")).status_code == 502
-                (run_dir,) = run_dirs(tmp_path)
-                assert len(writers(run_dir)) == WORKERS  # both workers counted requests
+                assert len(run_dirs(tmp_path)) == 1  # one directory for the run
+                assert len(workers_answered(tmp_path)) == WORKERS  # both workers counted requests
                 for _ in range(6):
                     scrapes.append((await client.get("/metrics")).text)
                     assert (await client.get("/metrics", headers={"Authorization": ""})).status_code == 401

@@ -6,9 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from scripts.net import free_port, serving, wait_for_http
 from tests.support.live import clean_environment
@@ -58,3 +61,21 @@ def start_serving(service: str, port: int, environ: dict[str, str]) -> subproces
 def stop_serving(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
     os.killpg(process.pid, sig)
     process.wait(timeout=15)
+
+
+def workers_answered(tmp: Path) -> set[str]:
+    """The gateway workers that counted a request, from the per-run metrics directory under `tmp` (the workers'
+    TMPDIR): their files are named counter_<pid>.db."""
+    return {p.stem.rsplit("_", 1)[1] for run in tmp.glob("lakehouse-metrics-*") for p in run.glob("counter_*.db")}
+
+
+def until_every_worker_answers(url: str, tmp: Path, workers: int, within_secs: float = 60.0) -> None:
+    """Probe `/health` on new connections until `workers` workers have answered: the first answers while the others
+    may still be starting, and a test that counts per worker must wait for all of them."""
+    deadline = time.monotonic() + within_secs
+    fresh = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=url, limits=fresh) as http:
+        while len(workers_answered(tmp)) < workers:
+            assert time.monotonic() < deadline, f"only {len(workers_answered(tmp))} of {workers} workers answered"
+            http.get("/health")
+            time.sleep(0.02)
