@@ -25,6 +25,7 @@ from services.chatd.types import ChatError, ChatRequest
 from services.storaged.client import StoragedClient
 from shared.config import LakehouseConfig
 from shared.config.chatd import Price
+from shared.keys.grant import GRANT_HEADER, decode
 from shared.keys.meters import METER_FILE, MeterFile
 from shared.keys.records import KeyGrant, budget_window
 
@@ -43,6 +44,14 @@ def tokens_meter(key_id: str) -> str:
 
 def spend_meter(key_id: str) -> str:
     return f"{key_id}:spend"
+
+
+def grant_of(headers: Mapping[str, str]) -> KeyGrant | None:
+    """The key grant a request carries (None: the root token's); 400 for one that does not parse."""
+    try:
+        return decode(headers.get(GRANT_HEADER))
+    except ValueError as exc:
+        raise ChatError("invalid_request", str(exc)) from None
 
 
 def _retry_after(seconds: float) -> dict[str, str]:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services.chatd.accounts import Accounts, running_accounts
+from services.chatd.accounts import Accounts, grant_of, running_accounts
 from services.chatd.builder import build_registry
 from services.chatd.call import Call, routed_headers
 from services.chatd.disconnect import CLIENT_CLOSED, ClientGone, StreamResponse
@@ -28,7 +28,7 @@ from services.chatd.types import ChatError, ChatRequest
 from services.chatd.validation import describe
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
-from shared.keys.grant import GRANT_HEADER, decode
+from shared.keys.grant import GRANT_HEADER
 from shared.telemetry.metrics import Metrics
 from shared.web.app import service_app
 from shared.web.body import is_json_content_type, read_capped
@@ -104,10 +104,7 @@ async def models(request: Request) -> Response:
 
 async def usage(request: Request) -> Response:
     """A key's tokens this minute and spend this period (the gateway's `GET /v1/keys/{id}/usage` asks)."""
-    try:
-        grant = decode(request.headers.get(GRANT_HEADER))
-    except ValueError as exc:
-        raise ChatError("invalid_request", str(exc)) from None
+    grant = grant_of(request.headers)
     if grant is None:
         raise ChatError("invalid_request", f"usage is a key's: send its grant in {GRANT_HEADER}")
     accounts: Accounts = request.app.state.accounts

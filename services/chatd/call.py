@@ -11,15 +11,14 @@ from typing import Any, TypeVar
 import structlog
 from starlette.requests import Request
 
-from services.chatd.accounts import ROOT_NAME, Accounts
+from services.chatd.accounts import ROOT_NAME, Accounts, grant_of
 from services.chatd.disconnect import ClientGone, until_disconnect
 from services.chatd.dispatch import Attempt, Dispatcher, Target
 from services.chatd.ledger import SpendRecord
 from services.chatd.metrics import ProviderMetrics
 from services.chatd.streams import Batches, Totals, attempts_text
-from services.chatd.types import ChatError, ChatRequest, Completion, Delta
+from services.chatd.types import ChatRequest, Completion, Delta
 from shared.errors import LakehouseError
-from shared.keys.grant import GRANT_HEADER, decode
 
 T = TypeVar("T")
 
@@ -40,10 +39,7 @@ class Call:
         self.totals = Totals(time.perf_counter())
         self.target: Target | None = None
         self.accounts: Accounts = request.app.state.accounts
-        try:
-            self.grant = decode(request.headers.get(GRANT_HEADER))
-        except ValueError as exc:
-            raise ChatError("invalid_request", str(exc)) from None
+        self.grant = grant_of(request.headers)
         self.reserved = 0
 
     def log(self, status: str, totals: Totals) -> None:

@@ -62,8 +62,9 @@ class Shipper:
         shipped = 0
         sealed = self.spool.sealed()
         manifest = await self._manifest() if sealed else None
-        for segment in sealed:
-            shipped, manifest = shipped + await self._ship_one(segment, manifest), None
+        for segment in sealed:  # each commit's answer is the manifest the next segment is checked against
+            rows, manifest = await self._ship_one(segment, manifest)
+            shipped += rows
         if shipped:
             await self.compact()
         return shipped
@@ -76,29 +77,27 @@ class Shipper:
                 return None
             raise
 
-    async def _ship_one(self, segment: Path, manifest: Manifest | None) -> int:
+    async def _ship_one(self, segment: Path, manifest: Manifest | None) -> tuple[int, Manifest | None]:
+        """Ship `segment` against the dataset's current `manifest`: (rows, the manifest after it)."""
         table = await asyncio.to_thread(lambda: table_of(segment.read_bytes()))
         key = data_file_key(SPEND_DATASET, segment.stem, 0)
-        if manifest is None:
-            manifest = await self._manifest()
         if table.num_rows and not (manifest and any(f.key == key for f in manifest.files)):
             body = await asyncio.to_thread(parquet_of, table)
             await self.storage.put(key, body, content_type=PARQUET_MEDIA_TYPE, size=len(body))
             files = [DataFile(key=key, rows=table.num_rows, bytes=len(body))]
-            await self._commit(files, exists=manifest is not None)
+            manifest = await self._commit(files, exists=manifest is not None)
         await asyncio.to_thread(segment.unlink)
         rows: int = table.num_rows
-        return rows
+        return rows, manifest
 
-    async def _commit(self, files: list[DataFile], *, exists: bool) -> None:
+    async def _commit(self, files: list[DataFile], *, exists: bool) -> Manifest:
         if not exists:
             try:
-                await self.catalog.commit(SPEND_DATASET, "create", schema=COLUMNS, files=files)
-                return
+                return await self.catalog.commit(SPEND_DATASET, "create", schema=COLUMNS, files=files)
             except RemoteError as exc:
                 if exc.code != "already_exists":
                     raise
-        await self.catalog.commit(SPEND_DATASET, "append", schema=COLUMNS, files=files)
+        return await self.catalog.commit(SPEND_DATASET, "append", schema=COLUMNS, files=files)
 
     async def compact(self) -> bool:
         """Merge the dataset's small files into one when there are more than `compact_files`; True if merged."""
