@@ -23,13 +23,15 @@ from shared.errors import LakehouseError
 from shared.keys.gate import WRONG, KeyGate
 from shared.keys.meters import METER_FILE, LazyMeters
 from shared.keys.scopes import scope_table
+from shared.keys.sealing import sealer_of
 from shared.keys.store import running_cache
 from shared.registry import FAMILY_PREFIX, upstreams
+from shared.s3.errors import S3Error
+from shared.s3.requests import is_s3_request
 from shared.telemetry.metrics import Metrics
 from shared.upstream import UpstreamPool
 from shared.web.app import service_app
 from shared.web.iceberg_errors import IcebergErrorShape
-from shared.web.s3_requests import is_s3_request
 
 # chatd answers within its own timeout_secs; the gateway waits that long plus this margin.
 CHAT_TIMEOUT_MARGIN_SECS = 10.0
@@ -101,7 +103,14 @@ def create_app(config: LakehouseConfig) -> Starlette:
             app.state.prober = await resources.enter_async_context(Prober(probes))
             if token and storaged_url:
                 cache = await resources.enter_async_context(running_cache(storaged_url, token))
-                gate["gate"] = KeyGate(cache, scopes, token, meters.get)
+                gate["gate"] = KeyGate(
+                    cache,
+                    scopes,
+                    token,
+                    meters.get,
+                    sealer=sealer_of(config.auth.master_key.get_secret_value()),
+                    region=config.s3_api.region,
+                )
                 resources.callback(meters.close)
             yield
 
@@ -109,10 +118,14 @@ def create_app(config: LakehouseConfig) -> Starlette:
         found = gate.get("gate")
         return found.admit(scope, presented) if found else LakehouseError("unauthorized", WRONG)
 
+    def admit_signed(scope: Scope) -> S3Error | None:
+        found = gate.get("gate")
+        return found.admit_signed(scope) if found else None  # keys off: storaged's own check answers
+
     async def v1_health(request: Request) -> JSONResponse:
         report = await request.app.state.prober.probe_all()
         # Whether S3 clients can sign here (`lakehouse status` says so); the key itself is never shown.
-        report["s3_api"] = {"enabled": config.s3_api.enabled, "region": config.s3_api.region}
+        report["s3_api"] = {"enabled": config.s3_api_on, "region": config.s3_api.region}
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     return service_app(
@@ -124,7 +137,11 @@ def create_app(config: LakehouseConfig) -> Starlette:
             *key_routes(lambda: gate.get("gate"), scopes, usage_of_chat(config)),
         ],
         lifespan=lifespan,
-        front=[Middleware(FamilyProxy, families=routes.families, exact=routes.exact, s3=routes.s3)],
+        front=[
+            Middleware(
+                FamilyProxy, families=routes.families, exact=routes.exact, s3=routes.s3, admit_signed=admit_signed
+            )
+        ],
         metrics=Metrics("gateway", family=True),
         public_paths=PUBLIC_PATHS,
         public_prefixes=PUBLIC_PREFIXES,

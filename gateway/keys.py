@@ -90,7 +90,7 @@ def key_routes(gate: Callable[[], KeyGate | None], table: ScopeTable, chat_usage
 
     async def create(request: Request) -> Response:
         cache = keys().cache
-        record, secret = issue(terms_of(await read_capped(request, MAX_BODY)))
+        record, secret = issue(terms_of(await read_capped(request, MAX_BODY)), sealer=keys().sealer)
         await cache.store.put(record)
         cache.remember(record)
         return JSONResponse({**record.public(), "secret": secret}, status_code=201)
@@ -116,7 +116,7 @@ def key_routes(gate: Callable[[], KeyGate | None], table: ScopeTable, chat_usage
         cache = keys().cache
         old, etag = await stored(_id(request))
         terms = KeyTerms.model_validate(old.model_dump(include=set(KeyTerms.model_fields)))
-        record, secret = issue(terms, key_id=old.id)
+        record, secret = issue(terms, key_id=old.id, sealer=keys().sealer)
         record = record.model_copy(update={"created_at": old.created_at})
         await cache.store.put(record, replacing=etag)
         cache.remember(record)

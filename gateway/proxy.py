@@ -14,6 +14,8 @@ from gateway.headers import strip_hop_by_hop, upstream_request_headers
 from shared.errors import STATUS_BY_CODE, send_error
 from shared.keys.grant import GRANT_SCOPE
 from shared.registry import FAMILY_PREFIX
+from shared.s3.errors import S3Error
+from shared.s3.requests import is_s3_request, send_s3_error
 from shared.server.splice import SPLICE, SourceFailed
 from shared.telemetry.metrics import FAMILY_KEY, UPSTREAM_ERROR_KEY
 from shared.upstream import (
@@ -23,7 +25,6 @@ from shared.upstream import (
     UpstreamResponse,
     chunked,
 )
-from shared.web.s3_requests import is_s3_request, send_s3_error
 
 # How long a request may wait on its upstream before a task starts watching for the client to go away.
 LAZY_WATCH_SECS = 0.05
@@ -106,9 +107,12 @@ class FamilyProxy:
         families: Mapping[str, Family],
         exact: Mapping[str, Family],
         s3: Family | None = None,
+        admit_signed: Callable[[Scope], S3Error | None] | None = None,
     ) -> None:
+        """`admit_signed` checks an S3 request signed with a client key (shared/keys/gate.py) before it goes on."""
         self.app = app
         self.s3 = s3
+        self.admit_signed = admit_signed
         self.families = dict(families)
         self.exact = dict(exact)
         self.known = ", ".join([*(FAMILY_PREFIX + name for name in self.families), *self.exact])
@@ -121,6 +125,12 @@ class FamilyProxy:
                 # The signature covers the path as the client sent it: it goes on unchanged (the '..' rule is
                 # the upstream's, whose keys refuse such segments in S3's own error shape).
                 scope[FAMILY_KEY] = self.s3.name
+                refusal = self.admit_signed(scope) if self.admit_signed is not None else None
+                if refusal is not None:
+                    await send_s3_error(
+                        send, refusal.status, refusal.code, refusal.message, resource=path, headers=refusal.headers
+                    )
+                    return
                 await self.forward(self.s3, scope.get("raw_path") or path.encode(), scope, receive, send)
             else:
                 await self.app(scope, receive, send)

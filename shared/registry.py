@@ -58,7 +58,10 @@ class Service:
     # POST whose path ends in one of `reads_by_post` (a vector query).
     scopes: tuple[str, str] = ("", "")
     reads_by_post: tuple[str, ...] = ()
-    serves_s3: bool = False  # the gateway sends it S3 requests (shared/web/s3_requests.py): storaged, exactly one
+    serves_s3: bool = False  # the gateway sends it S3 requests (shared/s3/requests.py): storaged, exactly one
+    # The path under which the next segment is a bucket, for keys limited to buckets (shared/keys/scopes.py); a GET
+    # of the path itself is a listing, whose `prefix` names the bucket.
+    bucket_path: str = ""
     timeout_secs: float = 30.0  # the gateway's default wait for response headers; 0 = derived (timeout_help says how)
     timeout_help: str = ""
     writable: tuple[Writable, ...] = ()  # where it writes: systemd's ReadWritePaths, `config check --for`

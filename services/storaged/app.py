@@ -7,7 +7,7 @@ reserved prefix use it over HTTP (`StoragedClient(..., internal=True)`), exactly
 
 Why a second route rather than a service credential: the threat model is that the gateway is the only public door,
 and it forwards only `/v1/<family>` paths (gateway/proxy.py), so no client request can arrive at `/internal/`
-through it. (Outside /v1/ it also forwards S3 requests — signed ones, shared/web/s3_requests.py — and storaged
+through it. (Outside /v1/ it also forwards S3 requests — signed ones, shared/s3/requests.py — and storaged
 answers every one of those with its S3 API before any route is matched, so `/internal/…` there is just a bucket
 name.) Whoever reaches storaged directly (it binds loopback, or sits behind `auth.token` and `allowed_ips`)
 already holds the root token and could write any object through the public route anyway, so a separate internal
@@ -37,9 +37,9 @@ from services.storaged.metrics import StorageMetrics
 from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, not_modified
 from services.storaged.s3.app import S3Api, S3Door
+from services.storaged.s3.client_keys import ClientKeys
 from services.storaged.s3.context import S3Context
 from services.storaged.s3.expiry import sweep_forever
-from services.storaged.s3.sigv4 import Verifier
 from services.storaged.schemas import (
     DEFAULT_LIST_LIMIT,
     INTERNAL_OBJECTS,
@@ -52,11 +52,14 @@ from services.storaged.schemas import (
 )
 from shared.config import LakehouseConfig
 from shared.errors import LakehouseError
+from shared.keys.scopes import scope_table
+from shared.keys.sealing import sealer_of
+from shared.s3.requests import is_s3_request
+from shared.s3.sigv4 import pair
 from shared.telemetry.metrics import Metrics
 from shared.web.app import service_app
 from shared.web.body import capped_stream
 from shared.web.etags import etag_matches
-from shared.web.s3_requests import is_s3_request
 
 
 def _precondition(request: Request) -> Precondition:
@@ -166,11 +169,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
 
     routes = [*object_routes(OBJECTS, internal=False), *object_routes(INTERNAL_OBJECTS, internal=True)]
     s3_api = config.s3_api
-    verifier = (
-        Verifier({s3_api.access_key_id: s3_api.secret_access_key.get_secret_value()}, region=s3_api.region)
-        if s3_api.enabled
-        else None
-    )
+    key_pair = pair(s3_api.access_key_id, s3_api.secret_access_key.get_secret_value()) if s3_api.enabled else None
+    client_keys = ClientKeys(backend, sealer_of(config.auth.master_key.get_secret_value()), scope_table())
     s3_context = S3Context(
         backend, s3_api.region, max_put_bytes, received=storage_metrics.received, sent=storage_metrics.sent
     )
@@ -180,7 +180,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         routes,
         lifespan=lifespan,
         front=[
-            Middleware(S3Door, s3=S3Api(s3_context, verifier)),
+            Middleware(S3Door, s3=S3Api(s3_context, key_pair, client_keys)),
         ],
         metrics=metrics,
         signed=is_s3_request,

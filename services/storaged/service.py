@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
+from services.storaged.schemas import OBJECTS
 from shared.config import LakehouseConfig
 from shared.config.storaged import StoragedConfig
 from shared.registry import Service, Writable
@@ -25,4 +26,5 @@ SERVICE = Service(
     timeout_secs=300.0,
     writable=(Writable("root"),),
     serves_s3=True,
+    bucket_path=OBJECTS,
 )

@@ -83,6 +83,12 @@ class LakehouseConfig(BaseSettings):
     def section_bind(self, name: str) -> str:
         return self.section(name).bind
 
+    @property
+    def s3_api_on(self) -> bool:
+        """Whether any S3 client can sign: with `[s3_api]`'s key pair, or with a client key (which needs the master
+        key that seals its S3 secret)."""
+        return self.s3_api.enabled or bool(self.auth.master_key.get_secret_value())
+
 
 # The sections every stack has besides the services', in the order the file shows them.
 COMMON_SECTIONS = ("s3", "s3_api", "models", "log", "auth")

@@ -24,4 +24,7 @@ def describe_s3_api(*, enabled: bool, endpoint: str, region: str) -> str:
     """The line `lakehouse up` and `lakehouse status` print about the S3 API (never a key)."""
     if enabled:
         return f"S3 API: on at {endpoint} (path-style, region {region})"
-    return "S3 API: off (set LH_S3_API__ACCESS_KEY_ID and LH_S3_API__SECRET_ACCESS_KEY to turn it on)"
+    return (
+        "S3 API: off (set LH_S3_API__ACCESS_KEY_ID and LH_S3_API__SECRET_ACCESS_KEY to turn it on, "
+        "or LH_AUTH__MASTER_KEY for client keys to sign with)"
+    )

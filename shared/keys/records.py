@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.keys.sealing import Sealer
+
 BudgetPeriod = Literal["day", "month", "total"]
 
 ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -61,11 +63,13 @@ class KeyRecord(KeyGrant):
     """A key as stored at `_keys/<id>.json`."""
 
     scopes: list[str]
+    buckets: list[str] | None = None  # storage (native and S3): only these buckets
     rpm: int | None = None  # requests per minute, every family
     created_at: datetime
     expires_at: datetime | None = None
     salt: str
     secret_hash: str
+    sealed_secret: str | None = None  # the secret, for S3 signatures: sealed with the master key (sealing.py)
 
     def matches(self, secret: str) -> bool:
         return hmac.compare_digest(secret_hash(self.salt, secret), self.secret_hash)
@@ -74,15 +78,20 @@ class KeyRecord(KeyGrant):
         return self.expires_at is not None and (now or datetime.now(UTC)) >= self.expires_at
 
     def public(self) -> dict[str, object]:
-        """What listings and answers show: everything but the salt and hash."""
-        return self.model_dump(mode="json", exclude={"salt", "secret_hash"})
+        """What listings and answers show: everything but the salt, hash and sealed secret."""
+        shown = self.model_dump(mode="json", exclude={"salt", "secret_hash", "sealed_secret"})
+        return {**shown, "signs_s3": self.sealed_secret is not None}
+
+    def allows_bucket(self, bucket: str) -> bool:
+        return self.buckets is None or bucket in self.buckets
 
     def grant(self) -> KeyGrant:
         return KeyGrant.model_validate(self.model_dump(include=set(KeyGrant.model_fields)))
 
 
-def issue(terms: KeyTerms, key_id: str | None = None) -> tuple[KeyRecord, str]:
-    """A new key on `terms` (or, with `key_id`, a new secret for that key) and its secret."""
+def issue(terms: KeyTerms, key_id: str | None = None, sealer: Sealer | None = None) -> tuple[KeyRecord, str]:
+    """A new key on `terms` (or, with `key_id`, a new secret for that key) and its secret; with a `sealer` the
+    record keeps the secret sealed too, for S3 signatures."""
     key_id = key_id or new_id()
     secret = new_secret(key_id)
     salt = secrets.token_hex(16)
@@ -91,6 +100,7 @@ def issue(terms: KeyTerms, key_id: str | None = None) -> tuple[KeyRecord, str]:
         created_at=datetime.now(UTC),
         salt=salt,
         secret_hash=secret_hash(salt, secret),
+        sealed_secret=sealer.seal(key_id, secret) if sealer else None,
         **terms.model_dump(),
     )
     return record, secret
@@ -106,6 +116,7 @@ class KeyTerms(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(min_length=1)
+    buckets: list[str] | None = Field(None, min_length=1)
     models: list[str] | None = Field(None, min_length=1)
     rpm: int | None = Limit
     tpm: int | None = Limit

@@ -42,6 +42,7 @@ def add_keys_arguments(parser: argparse.ArgumentParser) -> None:
     create = actions.add_parser("create", help="make a key; its secret is shown once")
     create.add_argument("name", metavar="NAME")
     create.add_argument("--scope", action="append", required=True, dest="scopes", help="repeat for each scope")
+    create.add_argument("--bucket", action="append", dest="buckets", help="storage and S3: only these buckets")
     create.add_argument("--model", action="append", dest="models", help="chat only these models or tiers")
     create.add_argument("--rpm", type=int, help="requests per minute, every family")
     create.add_argument("--tpm", type=int, help="chat tokens per minute")
@@ -79,7 +80,7 @@ def keys(args: argparse.Namespace, gateway: Gateway) -> int:
 
 def _call(args: argparse.Namespace, gateway: Gateway) -> Any:
     if args.action == "create":
-        fields = ("name", "scopes", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at")
+        fields = ("name", "scopes", "buckets", "models", "rpm", "tpm", "budget_usd", "budget_period", "expires_at")
         body = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
         return gateway.keys("POST", body=body)
     if args.action == "list":

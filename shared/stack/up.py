@@ -215,7 +215,7 @@ def summary(config: LakehouseConfig, children: list[Child]) -> list[str]:
     lines = [f"lakehouse up: all {len(children)} services ready", "", f"  {'SERVICE':<10} {'URL':<28} {'STATE':<6} PID"]
     lines += [f"  {c.name:<10} {probe_url(c.bind):<28} {'ready':<6} {c.process.pid}" for c in children]
     s3_api = config.s3_api
-    lines += ["", describe_s3_api(enabled=s3_api.enabled, endpoint=gateway, region=s3_api.region)]
+    lines += ["", describe_s3_api(enabled=config.s3_api_on, endpoint=gateway, region=s3_api.region)]
     lines += [
         "",
         # What answers on any machine: no model server needed (a chat needs an Ollama or a provider key).

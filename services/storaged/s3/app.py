@@ -15,11 +15,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.storaged.s3 import buckets, listing, multipart, objects
+from services.storaged.s3.client_keys import ClientKeys
 from services.storaged.s3.context import S3Context, S3Request
-from services.storaged.s3.errors import S3Error, s3_error_response
-from services.storaged.s3.sigv4 import Verifier
 from shared.errors import CLIENT_CLOSED_REQUEST, LakehouseError
-from shared.web.s3_requests import is_s3_request, request_id
+from shared.s3.errors import S3Error, s3_error_response
+from shared.s3.requests import is_s3_request, request_id
+from shared.s3.sigv4 import Verifier
 
 Handler = Callable[[S3Context, S3Request], Awaitable[Response]]
 COPY = "x-amz-copy-source"  # a PUT with this header is CopyObject
@@ -58,9 +59,12 @@ UNSUPPORTED = frozenset(
         "select", "tagging", "torrent", "versionId", "versions", "website",
     }
 )  # fmt: skip
+# What a client key's record read up to a second ago may answer for a key made or rotated since: read again once.
+KEY_MISSES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch"})
 DISABLED = (
     "the S3 API is off: set s3_api.access_key_id and s3_api.secret_access_key "
-    "(LH_S3_API__ACCESS_KEY_ID, LH_S3_API__SECRET_ACCESS_KEY) and sign with that key pair"
+    "(LH_S3_API__ACCESS_KEY_ID, LH_S3_API__SECRET_ACCESS_KEY) and sign with that key pair, "
+    "or auth.master_key (LH_AUTH__MASTER_KEY) and sign with a client key's id and secret"
 )
 
 
@@ -85,17 +89,33 @@ def _operation(scope: Scope, request: Request) -> tuple[Handler, str, str]:
 class S3Api:
     """The ASGI app of the S3 API (`verifier` None: no key pair is configured, so every request is refused)."""
 
-    def __init__(self, context: S3Context, verifier: Verifier | None) -> None:
+    def __init__(self, context: S3Context, pair: Callable[[str], str | None] | None, keys: ClientKeys) -> None:
+        """`pair`: the secret lookup of `[s3_api]`'s key pair, None when there is none."""
         self.context = context
-        self.verifier = verifier
+        self.keys = keys
+        self.on = pair is not None or keys.sealer is not None
+        self.verifier = Verifier(
+            lambda key_id: (pair and pair(key_id)) or keys.secret_of(key_id), region=context.region
+        )
         self.log = structlog.get_logger("storaged")
 
     async def answer(self, scope: Scope, request: Request) -> Response:
-        if self.verifier is None:
+        if not self.on:
             raise S3Error("AccessDenied", DISABLED)
-        auth = self.verifier.verify(scope)
+        client, cached = await self.keys.load(scope)
+        try:
+            auth = self.verifier.verify(scope)
+        except S3Error as exc:
+            if not cached or exc.code not in KEY_MISSES:
+                raise
+            client, _ = await self.keys.load(scope, fresh=True)  # made or rotated at the gateway since it was read
+            auth = self.verifier.verify(scope)
         handler, bucket, key = _operation(scope, request)
-        return await handler(self.context, S3Request(request, auth, bucket, key))
+        if client is not None:
+            refusal = self.keys.refusal(scope, client, bucket)
+            if refusal is not None:
+                raise refusal
+        return await handler(self.context, S3Request(request, auth, bucket, key, client))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -118,7 +138,7 @@ class S3Api:
 
 
 class S3Door:
-    """Front middleware: S3 requests (shared/web/s3_requests.py) go to the S3 API, everything else on to `app`."""
+    """Front middleware: S3 requests (shared/s3/requests.py) go to the S3 API, everything else on to `app`."""
 
     def __init__(self, app: ASGIApp, *, s3: ASGIApp) -> None:
         self.app = app

@@ -13,11 +13,11 @@ from starlette.responses import Response
 
 from services.storaged.backends.base import Precondition
 from services.storaged.s3.context import BUCKET_NAME, IP_ADDRESS, S3Context, S3Request, check_bucket_name, single
-from services.storaged.s3.errors import S3Error
 from services.storaged.s3.levels import list_level
 from services.storaged.s3.xml import Node, document, timestamp
 from services.storaged.schemas import RESERVED_PREFIXES, S3_PREFIX
 from shared.errors import LakehouseError
+from shared.s3.errors import S3Error
 
 MARKERS = S3_PREFIX + "buckets/"
 XML = "application/xml"
@@ -58,7 +58,9 @@ async def list_buckets(context: S3Context, s3: S3Request) -> Response:
         name = prefix.removesuffix("/")
         if BUCKET_NAME.match(name) and not IP_ADDRESS.match(name):
             found.setdefault(name, first.last_modified)
-    buckets = [("Bucket", [("Name", name), ("CreationDate", timestamp(found[name]))]) for name in sorted(found)]
+    # A key limited to buckets sees its own only.
+    shown = sorted(name for name in found if s3.client is None or s3.client.allows_bucket(name))
+    buckets = [("Bucket", [("Name", name), ("CreationDate", timestamp(found[name]))]) for name in shown]
     body = document("ListAllMyBucketsResult", [owner(s3), ("Buckets", buckets)])
     return Response(body, media_type=XML)
 

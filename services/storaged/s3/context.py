@@ -11,11 +11,12 @@ from starlette.requests import Request
 from services.storaged.backends.base import Backend
 from services.storaged.keys import MAX_KEY_BYTES, check_public_key
 from services.storaged.responses import META_HEADER_PREFIX
-from services.storaged.s3.errors import S3Error
 from services.storaged.s3.payload import read_verified, verified_body
-from services.storaged.s3.sigv4 import Authorization
 from services.storaged.schemas import reserved_prefix
 from shared.errors import LakehouseError
+from shared.keys.records import KeyRecord
+from shared.s3.errors import S3Error
+from shared.s3.sigv4 import Authorization
 from shared.web.body import capped_stream
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -62,6 +63,7 @@ class S3Request:
     auth: Authorization
     bucket: str  # "" for the service itself (ListBuckets)
     key: str  # "" for the bucket itself
+    client: KeyRecord | None = None  # the client key that signed, if one did (not `[s3_api]`'s pair)
 
     @property
     def headers(self) -> Mapping[str, str]:

@@ -16,11 +16,11 @@ from starlette.responses import Response
 from services.storaged.keys import check_prefix
 from services.storaged.s3.buckets import owner, require_bucket
 from services.storaged.s3.context import S3Context, S3Request
-from services.storaged.s3.errors import S3Error
 from services.storaged.s3.levels import PAST_EVERYTHING_UNDER, Level, list_level
 from services.storaged.s3.xml import Node, document, timestamp
 from services.storaged.schemas import RESERVED_PREFIXES
 from shared.errors import LakehouseError
+from shared.s3.errors import S3Error
 
 MAX_KEYS = 1000
 

@@ -21,11 +21,11 @@ from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Preco
 from services.storaged.ranges import Span
 from services.storaged.s3.buckets import require_bucket
 from services.storaged.s3.context import S3Context, S3Request, single
-from services.storaged.s3.errors import S3Error
 from services.storaged.s3.objects import copy_source, open_copy_source
 from services.storaged.s3.xml import Node, child_text, children, document, parse, timestamp
 from services.storaged.schemas import S3_PREFIX
 from shared.errors import LakehouseError
+from shared.s3.errors import S3Error
 
 UPLOADS = S3_PREFIX + "uploads/"
 MIN_PART_BYTES = 5 << 20  # every part but the last, as S3 requires

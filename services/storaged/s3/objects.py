@@ -19,9 +19,9 @@ from services.storaged.ranges import resolve_range
 from services.storaged.responses import ObjectResponse, not_modified
 from services.storaged.s3.buckets import bucket_exists, require_bucket
 from services.storaged.s3.context import S3Context, S3Request
-from services.storaged.s3.errors import S3Error
 from services.storaged.s3.xml import Node, child_text, children, document, parse, timestamp
 from shared.errors import LakehouseError
+from shared.s3.errors import S3Error
 from shared.web.etags import etag_matches
 
 MAX_DELETE_KEYS = 1000

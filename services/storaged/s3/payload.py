@@ -19,8 +19,8 @@ from typing import Protocol
 
 from awscrt import checksums
 
-from services.storaged.s3.errors import S3Error
-from services.storaged.s3.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Authorization, hmac_hex
+from shared.s3.errors import S3Error
+from shared.s3.sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Authorization, hmac_hex
 
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from xml.etree import ElementTree
 
-from services.storaged.s3.errors import S3Error
-from shared.web.s3_requests import xml_text
+from shared.s3.errors import S3Error
+from shared.s3.requests import xml_text
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 # A node: (tag, text) for a leaf, (tag, children) for an element holding others; None values are left out.

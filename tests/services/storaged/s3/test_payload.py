@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.storaged.s3.errors import STATUS_BY_S3_CODE, S3Error, S3ErrorCode
 from services.storaged.s3.payload import verified_body
-from services.storaged.s3.sigv4 import Authorization, Verifier
+from shared.s3.errors import STATUS_BY_S3_CODE, S3Error, S3ErrorCode
+from shared.s3.sigv4 import Authorization, Verifier
 
 SEED = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
 CHUNK_SIGNATURES = (
@@ -70,18 +70,18 @@ def test_every_s3_error_code_has_its_status() -> None:
 
 
 def test_the_published_seed_signature_verifies() -> None:
-    auth = Verifier(SECRETS, region="us-east-1").verify(scope(HEADERS), now=THEN)
+    auth = Verifier(SECRETS.get, region="us-east-1").verify(scope(HEADERS), now=THEN)
     assert (auth.access_key_id, auth.signature) == ("AKIAIOSFODNN7EXAMPLE", SEED)
 
 
 @pytest.mark.parametrize("piece", [1, 7000, 1 << 20])
 async def test_the_published_chunks_decode_to_the_object(piece: int) -> None:
-    auth = Verifier(SECRETS, region="us-east-1").verify(scope(HEADERS), now=THEN)
+    auth = Verifier(SECRETS.get, region="us-east-1").verify(scope(HEADERS), now=THEN)
     assert await decoded(chunked_body(), auth, piece=piece) == b"a" * 66560
 
 
 async def test_a_changed_chunk_fails_its_signature() -> None:
-    auth = Verifier(SECRETS, region="us-east-1").verify(scope(HEADERS), now=THEN)
+    auth = Verifier(SECRETS.get, region="us-east-1").verify(scope(HEADERS), now=THEN)
     body = chunked_body().replace(b"a" * 1024, b"b" + b"a" * 1023)
     with pytest.raises(S3Error) as exc:
         await decoded(body, auth)
@@ -89,7 +89,7 @@ async def test_a_changed_chunk_fails_its_signature() -> None:
 
 
 async def test_a_dropped_final_chunk_is_an_incomplete_body() -> None:
-    auth = Verifier(SECRETS, region="us-east-1").verify(scope(HEADERS), now=THEN)
+    auth = Verifier(SECRETS.get, region="us-east-1").verify(scope(HEADERS), now=THEN)
     body = chunked_body().rpartition(b"0;chunk-signature=")[0]
     with pytest.raises(S3Error) as exc:
         await decoded(body, auth)
@@ -108,11 +108,11 @@ async def test_a_dropped_final_chunk_is_an_incomplete_body() -> None:
 )
 def test_a_changed_request_is_refused(change: dict[str, str], code: str) -> None:
     with pytest.raises(S3Error) as exc:
-        Verifier(SECRETS, region="us-east-1").verify(scope(HEADERS | change), now=THEN)
+        Verifier(SECRETS.get, region="us-east-1").verify(scope(HEADERS | change), now=THEN)
     assert exc.value.code == code
 
 
 def test_a_request_signed_long_ago_is_too_skewed() -> None:
     with pytest.raises(S3Error) as exc:
-        Verifier(SECRETS, region="us-east-1").verify(scope(HEADERS), now=datetime(2013, 5, 24, 0, 16, tzinfo=UTC))
+        Verifier(SECRETS.get, region="us-east-1").verify(scope(HEADERS), now=datetime(2013, 5, 24, 0, 16, tzinfo=UTC))
     assert exc.value.code == "RequestTimeTooSkewed"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -22,7 +22,7 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 
 from starlette.types import Scope
 
-from services.storaged.s3.errors import S3Error
+from shared.s3.errors import S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "s3"
@@ -219,11 +219,27 @@ def _query_params(scope: Scope) -> dict[str, str]:
     return params
 
 
-class Verifier:
-    """Checks signatures against the key pairs it knows (access key id -> secret); `region` is the one to sign for."""
+def claimed_key_id(scope: Scope) -> str | None:
+    """The access key id a Signature V4 request names, unchecked; None when it names none readably (its check
+    then says why)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            credential = value.partition(b"Credential=")[2]
+            return credential.partition(b"/")[0].decode("latin-1") or None
+    return _query_params(scope).get("X-Amz-Credential", "").partition("/")[0] or None
 
-    def __init__(self, secrets: Mapping[str, str], *, region: str) -> None:
-        self.secrets = dict(secrets)
+
+def pair(access_key_id: str, secret_access_key: str) -> Callable[[str], str | None]:
+    """The secret lookup of one key pair."""
+    return lambda key_id: secret_access_key if hmac.compare_digest(key_id, access_key_id) else None
+
+
+class Verifier:
+    """Checks signatures against the secrets `secret_of` knows (access key id -> secret, None for a key it does not);
+    `region` is the one to sign for."""
+
+    def __init__(self, secret_of: Callable[[str], str | None], *, region: str) -> None:
+        self.secret_of = secret_of
         self.region = region
 
     def verify(self, scope: Scope, *, now: datetime | None = None) -> Authorization:
@@ -239,7 +255,7 @@ class Verifier:
             claim, drop = _header_claim(authorization, headers), None
         else:
             claim, drop = _query_claim(_query_params(scope)), "X-Amz-Signature"
-        secret = self.secrets.get(claim.access_key_id)
+        secret = self.secret_of(claim.access_key_id)
         if secret is None:
             raise S3Error("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
         if claim.region != self.region or claim.service != SERVICE or claim.terminator != TERMINATOR:

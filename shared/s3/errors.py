@@ -11,7 +11,7 @@ from typing import Literal
 from starlette.responses import Response
 
 from shared.errors import ErrorCode, LakehouseError
-from shared.web.s3_requests import error_xml, request_id
+from shared.s3.requests import error_xml, request_id
 
 S3ErrorCode = Literal[
     "AccessDenied",
@@ -44,6 +44,7 @@ S3ErrorCode = Literal[
     "RequestTimeTooSkewed",
     "ServiceUnavailable",
     "SignatureDoesNotMatch",
+    "SlowDown",
     "XAmzContentSHA256Mismatch",
 ]
 
@@ -80,6 +81,7 @@ STATUS_BY_S3_CODE: dict[S3ErrorCode, int] = {
     "RequestTimeTooSkewed": 403,
     "ServiceUnavailable": 503,
     "SignatureDoesNotMatch": 403,
+    "SlowDown": 503,  # S3's throttle: SDKs back off and retry it
     "XAmzContentSHA256Mismatch": 400,
 }
 
@@ -97,6 +99,7 @@ S3_CODE_BY_NATIVE: dict[ErrorCode, S3ErrorCode] = {
     "not_implemented": "NotImplemented",
     "service_unavailable": "ServiceUnavailable",
     "upstream_unavailable": "ServiceUnavailable",
+    "rate_limited": "SlowDown",
 }
 
 

@@ -56,14 +56,17 @@ def error_xml(code: str, message: str, *, resource: str, request: str) -> bytes:
     ).encode()
 
 
-async def send_s3_error(send: Send, status: int, code: str, message: str, *, resource: str = "") -> None:
-    """Answer an S3 client from pure ASGI code (the gateway, when storaged cannot be reached) in S3's shape."""
+async def send_s3_error(
+    send: Send, status: int, code: str, message: str, *, resource: str = "", headers: dict[str, str] | None = None
+) -> None:
+    """Answer an S3 client from pure ASGI code (the gateway: a key's refusal, storaged out of reach) in S3's shape."""
     rid = request_id()
     body = error_xml(code, message, resource=resource, request=rid)
-    headers = [
+    head = [
         (b"content-type", b"application/xml"),
         (b"content-length", str(len(body)).encode()),
         (b"x-amz-request-id", rid.encode()),
+        *((name.encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()),
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
