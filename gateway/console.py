@@ -24,7 +24,13 @@ CONSOLE_PREFIX = "/console"
 PUBLIC_PATHS = frozenset({"/", CONSOLE_PREFIX, CONSOLE_PREFIX + "/"})
 PUBLIC_PREFIXES = (CONSOLE_PREFIX + "/",)
 
-PAGES: dict[str, str] = {"overview": "Overview", "datasets": "Datasets", "chat": "Chat", "vectors": "Vectors"}
+PAGES: dict[str, str] = {
+    "overview": "Overview",
+    "datasets": "Datasets",
+    "chat": "Chat",
+    "vectors": "Vectors",
+    "keys": "Keys",
+}
 
 
 def page_path(page: str) -> str:

@@ -358,9 +358,119 @@ function initVectors() {
   });
 }
 
+// ---- Keys ----------------------------------------------------------------------------------------------
+
+function words(text) { return text.split(/[\s,]+/).filter(Boolean); }
+
+function ofLimit(used, limit) {
+  if (used === null || used === undefined) return "";
+  return limit === null || limit === undefined ? String(used) : used + " / " + limit;
+}
+
+async function keyUsage(key) {
+  try {
+    return await apiJson("/v1/keys/" + encodeURIComponent(key.id) + "/usage");
+  } catch (error) {
+    return { error: error.message };
+  }
+}
+
+function actionButton(label, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  button.addEventListener("click", () => onClick().catch((e) => notice(e.message)));
+  return button;
+}
+
+async function loadKeys() {
+  const listing = await apiJson("/v1/keys");
+  const usages = await Promise.all(listing.keys.map(keyUsage));
+  const body = fillBody($("#keys"), [], "no keys yet: make one below", 8);
+  if (listing.keys.length) body.replaceChildren();
+  listing.keys.forEach((key, i) => {
+    const usage = usages[i];
+    const chat = (usage && usage.chat) || {};
+    const row = body.insertRow();
+    row.dataset.key = key.id;
+    const requests = usage.requests ? String(usage.requests.in_period) +
+      (key.rpm ? " (" + Math.round(usage.requests.this_minute ?? 0) + " / " + key.rpm + " this minute)" : "") : "";
+    const tokens = chat.tokens_in_period !== undefined ? String(chat.tokens_in_period) +
+      (key.tpm ? " (" + Math.round(chat.tokens_this_minute ?? 0) + " / " + key.tpm + " this minute)" : "") : "";
+    const spend = chat.spend_usd !== undefined ? ofLimit(Number(chat.spend_usd).toFixed(4), key.budget_usd) : "";
+    [key.name, key.id, key.scopes.join(" ") + (key.buckets ? " (buckets " + key.buckets.join(", ") + ")" : ""),
+     usage.error ? "usage: " + usage.error : requests, tokens, spend, key.expires_at || "never"]
+      .forEach((value) => cell(row, value));
+    const actions = row.insertCell();
+    actions.appendChild(actionButton("Rotate", async () => {
+      if (!confirm("Rotate " + key.name + "? Its secret stops working now.")) return;
+      showSecret(await apiJson("/v1/keys/" + encodeURIComponent(key.id) + "/rotate", { method: "POST" }), "rotated");
+    }));
+    actions.appendChild(actionButton("Revoke", async () => {
+      if (!confirm("Revoke " + key.name + "? It stops working everywhere within a second.")) return;
+      await api("/v1/keys/" + encodeURIComponent(key.id), { method: "DELETE" });
+      $("#key-status").textContent = "Revoked " + key.name + ".";
+      await loadKeys();
+    }));
+  });
+}
+
+function showSecret(made, verb) {
+  $("#key-secret-box").hidden = false;
+  $("#key-secret").textContent = made.secret;
+  $("#key-copied").textContent = "";
+  $("#key-status").textContent = "Key " + made.name + " (" + made.id + ") " + verb + "." +
+    (made.signs_s3 ? " Its id and secret sign S3 requests too." : "");
+  return loadKeys();
+}
+
+function keyTerms() {
+  const terms = { name: $("#key-name").value, scopes: words($("#key-scopes").value),
+                  budget_period: $("#key-period").value };
+  const lists = { buckets: "#key-buckets", models: "#key-models" };
+  for (const [field, selector] of Object.entries(lists)) {
+    const values = words($(selector).value);
+    if (values.length) terms[field] = values;
+  }
+  const numbers = { rpm: "#key-rpm", tpm: "#key-tpm", budget_usd: "#key-budget" };
+  for (const [field, selector] of Object.entries(numbers)) {
+    if ($(selector).value !== "") terms[field] = Number($(selector).value);
+  }
+  if ($("#key-expires").value) terms.expires_at = new Date($("#key-expires").value).toISOString();
+  return terms;
+}
+
+async function copySecret() {
+  const secret = $("#key-secret").textContent;
+  try {
+    await navigator.clipboard.writeText(secret);
+  } catch (_) {
+    // No clipboard permission (an http:// page not on localhost): select it for Ctrl+C instead.
+    const range = document.createRange();
+    range.selectNodeContents($("#key-secret"));
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    $("#key-copied").textContent = "Selected: press Ctrl+C.";
+    return;
+  }
+  $("#key-copied").textContent = "Copied.";
+}
+
+function initKeys() {
+  loadKeys().catch((e) => { if (e.status !== 401) notice("Keys: " + e.message); });
+  $("#key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    $("#key-secret-box").hidden = true;
+    apiJson("/v1/keys", postJson("", keyTerms()))
+      .then((made) => showSecret(made, "made"))
+      .catch((error) => { $("#key-status").textContent = "Error: " + error.message; });
+  });
+  $("#key-copy").addEventListener("click", copySecret);
+}
+
 // ---- Start ---------------------------------------------------------------------------------------------
 
-const PAGES = { overview: initOverview, datasets: initDatasets, chat: initChat, vectors: initVectors };
+const PAGES = { overview: initOverview, datasets: initDatasets, chat: initChat, vectors: initVectors, keys: initKeys };
 
 function start() {
   const page = document.body.dataset.page;

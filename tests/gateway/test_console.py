@@ -47,7 +47,7 @@ async def test_overview_is_rendered_on_the_server(open_gateway: httpx.AsyncClien
     assert '<span id="health-summary" class="summary">ok</span>' in page
 
 
-@pytest.mark.parametrize("page", ["datasets", "chat", "vectors"])
+@pytest.mark.parametrize("page", ["datasets", "chat", "vectors", "keys"])
 async def test_each_page_has_its_shell(open_gateway: httpx.AsyncClient, page: str) -> None:
     response = await open_gateway.get(f"/console/{page}")
     assert response.status_code == 200

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -167,3 +169,54 @@ def test_a_wrong_token_shows_a_clear_message(browser: WebDriver, live_with_token
     field.send_keys(live_with_token.token)
     browser.find_element(By.CSS_SELECTOR, "#signin-form button").click()
     wait(browser, lambda d: text_of(d, "#health-summary") == "ok", "the health table after signing in")
+
+
+def sign_in(driver: WebDriver, stack: LiveStack, url: str) -> None:
+    fresh_page(driver, url)
+    wait(driver, lambda d: d.find_element(By.ID, "signin").is_displayed(), "the sign-in form")
+    driver.find_element(By.ID, "token").send_keys(stack.token)
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+
+
+def sql_status(stack: LiveStack, secret: str, *, until: int) -> int:
+    """The status of `select 1` with `secret`, asked until it is `until` or 3 s (three key refreshes) have passed."""
+    deadline = time.monotonic() + 3
+    while True:
+        answer = httpx.post(
+            stack.url + "/v1/sql", json={"sql": "select 1"}, headers={"authorization": f"Bearer {secret}"}
+        )
+        if answer.status_code == until or time.monotonic() > deadline:
+            return answer.status_code
+        time.sleep(0.1)
+
+
+def test_keys_page_makes_a_key_shows_its_secret_once_and_revokes_it(
+    browser: WebDriver, live_with_token: LiveStack, shoot: Shoot
+) -> None:
+    sign_in(browser, live_with_token, live_with_token.url + "/console/keys")
+    wait(browser, lambda d: "Loading" not in text_of(d, "#keys"), "the key list")
+    browser.find_element(By.ID, "key-name").send_keys("browser-bi")
+    browser.find_element(By.ID, "key-scopes").send_keys("sql catalog:read")
+    browser.find_element(By.ID, "key-rpm").send_keys("120")
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    wait(browser, lambda d: d.find_element(By.ID, "key-secret-box").is_displayed(), "the new key's secret")
+    secret = text_of(browser, "#key-secret")
+    key_id = text_of(browser, "#key-status").partition("(")[2].partition(")")[0]
+    browser.find_element(By.ID, "key-copy").click()
+    wait(browser, lambda d: text_of(d, "#key-copied") != "", "the copy button's answer")
+    wait(browser, lambda d: "browser-bi" in text_of(d, "#keys"), "the key in the table")
+    row = next(r for r in table_rows(browser, "#keys") if r[0] == "browser-bi")
+    assert row[2] == "catalog:read sql"
+    assert "/ 120 this minute" in row[3]
+    shoot(browser, "keys")
+
+    # The secret the page showed is the key: it runs SQL, and is in no listing the page reads.
+    # Every gateway worker knows it within a second (the one that made it at once).
+    assert sql_status(live_with_token, secret, until=200) == 200
+    listing = httpx.get(live_with_token.url + "/v1/keys", headers={"authorization": f"Bearer {live_with_token.token}"})
+    assert secret not in listing.text
+
+    browser.find_element(By.CSS_SELECTOR, f'#keys tbody tr[data-key="{key_id}"] button:nth-of-type(2)').click()
+    browser.switch_to.alert.accept()
+    wait(browser, lambda d: "browser-bi" not in text_of(d, "#keys"), "the revoked key gone from the table")
+    assert sql_status(live_with_token, secret, until=401) == 401
