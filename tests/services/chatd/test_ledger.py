@@ -3,12 +3,14 @@ exactly once — none lost from the spool, none shipped twice."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,8 +33,9 @@ def lake(tmp_path: Path) -> Iterator[Lake]:
         yield running
 
 
-def start_chatd(lake: Lake, port: int, ledger: Path, ollama_url: str) -> subprocess.Popen[bytes]:
+def start_chatd(lake: Lake, port: int, ledger: Path, ollama_url: str, **more: str) -> subprocess.Popen[bytes]:
     environ = {
+        **more,
         "LH_AUTH__TOKEN": ROOT,
         "LH_CHATD__OLLAMA_URL": ollama_url,
         "LH_CHATD__LEDGER_DIR": str(ledger),
@@ -82,6 +85,44 @@ def test_every_answered_request_is_in_the_ledger_after_kill_9(lake: Lake, tmp_pa
             assert streamed[0]["n"] == REQUESTS // 2
         finally:
             stop_serving(chatd)
+
+
+def test_a_keys_budget_and_tokens_per_minute_hold_across_a_restart(lake: Lake, tmp_path: Path) -> None:
+    port, ledger = free_port(), tmp_path / "ledger"
+    model = "ollama/qwen3.5:latest"
+    body = {"model": model, "messages": [{"role": "user", "content": "count me"}]}
+    prices = json.dumps({model: {"input": 1e4, "output": 1e4}})  # a cent a token
+    url = f"http://127.0.0.1:{port}"
+
+    def as_key(http: httpx.Client, **grant: Any) -> httpx.Response:
+        # The grant the gateway sends with a key's request (shared/keys/grant.py); chatd meters by its id. A request
+        # on a tpm key reserves its max_tokens: what one costs.
+        header = json.dumps({"name": grant["id"], **grant})
+        reserve = {"max_tokens": grant["tpm"] // 2} if "tpm" in grant else {}
+        return http.post("/v1/chat/completions", json={**body, **reserve}, headers={"x-lakehouse-key": header})
+
+    with serve_in_thread(ollama.create_app(FakeUpstream())) as ollama_url:
+        chatd = start_chatd(lake, port, ledger, ollama_url, LH_CHATD__PRICES=prices)
+        try:
+            with httpx.Client(base_url=url, headers={"authorization": f"Bearer {ROOT}"}) as http:
+                tokens = as_key(http, id="LHPROBEPROBEPROBEPRO").json()["usage"]["total_tokens"]
+                budget = {"id": "LHBUDGETBUDGETBUDGET", "budget_usd": 2.5 * tokens / 100, "budget_period": "day"}
+                metered = {"id": "LHMETEREDMETEREDMETE", "tpm": 2 * tokens}
+                assert [as_key(http, **budget).status_code for _ in range(3)] == [200] * 3  # spent 3 of 2.5
+                assert [as_key(http, **metered).status_code for _ in range(2)] == [200, 200]  # a minute's tokens
+                before = [as_key(http, **budget), as_key(http, **metered)]
+        finally:
+            stop_serving(chatd)
+        chatd = start_chatd(lake, port, ledger, ollama_url, LH_CHATD__PRICES=prices)
+        try:
+            with httpx.Client(base_url=url, headers={"authorization": f"Bearer {ROOT}"}) as http:
+                after = [as_key(http, **budget), as_key(http, **metered)]
+        finally:
+            stop_serving(chatd)
+    for answers in (before, after):
+        assert [a.status_code for a in answers] == [429, 429], [a.text for a in answers]
+        assert answers[0].json()["error"]["code"] == "budget_exceeded"
+        assert "tokens per minute" in answers[1].json()["error"]["message"]
 
 
 def test_the_ledger_merges_its_small_files_and_keeps_every_record(tmp_path: Path) -> None:
