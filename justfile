@@ -99,3 +99,7 @@ bench-iceberg *args:
 # S3 API benchmark: 256 MiB GET and PUT (boto3 multipart, presigned curl) vs the native API, 4 KiB GETs at c16
 bench-s3 *args:
     uv run python -m scripts.bench_s3 {{args}}
+
+# vectord restart: time to serve a 100k x 384 index after SIGTERM and after kill -9, vs usearch restore / batch add
+bench-vectors-restart *args:
+    uv run python -m scripts.bench_vectors_restart {{args}}

@@ -6,7 +6,6 @@ a 1M-row ingested dataset vs DuckDB reading the same Parquet files directly.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 
+from scripts.benchlib import load_average
 from scripts.datastack import data_stack
 
 ACCESS_KEY = "bench-iceberg"
@@ -103,8 +103,7 @@ def main() -> None:
     print(f"| pyiceberg RestCatalog scan().to_arrow() | {scan[0]:.2f} | {scan[1]:,} |")
     print(f"| DuckDB read_parquet, same files | {direct[0]:.2f} | {direct[1]:,} |")
     print(f"| ratio | {direct[0] / scan[0]:.2f}x | |")
-    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"\nload average at the end: {load} ({os.cpu_count()} cores)\n")
+    print(f"\nload average at the end: {load_average()}\n")
 
 
 if __name__ == "__main__":

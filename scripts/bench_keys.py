@@ -15,7 +15,7 @@ import tempfile
 
 import httpx
 
-from scripts.benchlib import Result, announce_load_generator, measure, process
+from scripts.benchlib import Result, announce_load_generator, load_average, measure, process
 from scripts.net import free_port
 
 ROOT = "bench-keys-root-token-0123456789"
@@ -115,7 +115,7 @@ def main() -> None:
     for line in gateway_rows:
         print(line)
     print(row("chatd POST /v1/chat, spend ledger on vs off", off, on, "≥ 0.95x"))
-    print(f"\nload average at the end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    print(f"\nload average at the end: {load_average()}\n")
 
 
 if __name__ == "__main__":

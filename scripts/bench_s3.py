@@ -29,7 +29,7 @@ from mypy_boto3_s3 import S3Client
 from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 from scripts.bench_storage import curl_seconds, median_of, random_file, storaged_behind_gateway
-from scripts.benchlib import Result, announce_load_generator, measure, result_row
+from scripts.benchlib import Result, announce_load_generator, load_average, measure, result_row
 
 MIB = 1 << 20
 ACCESS_KEY = "bench-key"
@@ -159,8 +159,7 @@ def main() -> None:
 
 
 def print_tables(mib: int, rows: list[tuple[str, float, float]], small: list[tuple[Result, Result]]) -> None:
-    load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"\nload average at the end: {load} ({os.cpu_count()} cores)\n")
+    print(f"\nload average at the end: {load_average()}\n")
     print(f"| {mib} MiB, through the gateway | native s | S3 s | native MB/s | S3 MB/s | S3 / native |")
     print("|---|---|---|---|---|---|")
     for label, native_seconds, s3_seconds in rows:

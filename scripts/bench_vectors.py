@@ -77,8 +77,9 @@ class Http:
         return parsed
 
 
-def in_process(data: Array, queries: Array, truth: list[set[int]]) -> dict[str, float]:
-    index = Index(
+def library_index() -> Index:
+    """usearch in-process, shaped as vectord shapes its indexes."""
+    return Index(
         ndim=DIMS,
         metric="cos",
         dtype="f32",
@@ -86,6 +87,10 @@ def in_process(data: Array, queries: Array, truth: list[set[int]]) -> dict[str, 
         expansion_add=HNSW_EXPANSION_ADD,
         expansion_search=HNSW_EXPANSION_SEARCH,
     )
+
+
+def in_process(data: Array, queries: Array, truth: list[set[int]]) -> dict[str, float]:
+    index = library_index()
     started = time.perf_counter()
     for start in range(0, len(data), BATCH):
         index.add(np.arange(start, start + BATCH, dtype=np.uint64), data[start : start + BATCH])

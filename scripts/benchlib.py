@@ -186,3 +186,8 @@ def print_table(direct: Sequence[Result], via: Sequence[Result], via_label: str)
             f"{v.requests_per_sec / d.requests_per_sec:.1%} | {d.p50_ms:.3f} | {v.p50_ms:.3f} | "
             f"{v.p50_ms - d.p50_ms:+.3f} | {d.p99_ms:.3f} | {v.p99_ms:.3f} | {d.errors + v.errors} |"
         )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages and the core count, as the benchmark tables quote them."""
+    return f"{' / '.join(f'{value:.2f}' for value in os.getloadavg())} ({os.cpu_count()} cores)"
