@@ -26,6 +26,8 @@ from shared.s3.sigv4 import claimed_key_id
 
 MAX_AGE_SECS = 1.0
 MAX_RECORD_BYTES = 64 << 10
+# Ids read, kept or not found: a client may claim any id, so the memory of them is bounded (oldest read out first).
+MAX_REMEMBERED = 10_000
 
 
 class ClientKeys:
@@ -48,6 +50,9 @@ class ClientKeys:
             return known[1], True
         record = await self._fetch(key_id)
         secret = self.sealer.unseal(key_id, record.sealed_secret) if record and record.sealed_secret else None
+        self._read.pop(key_id, None)
+        if len(self._read) >= MAX_REMEMBERED:
+            del self._read[next(iter(self._read))]
         self._read[key_id] = (now, record, secret)
         return record, False
 
