@@ -20,7 +20,7 @@ from shared.errors import LakehouseError
 from shared.keys.grant import GRANT_SCOPE, encode
 from shared.keys.meters import MeterFile
 from shared.keys.records import ID_PATTERN, KeyRecord, budget_window, id_of
-from shared.keys.scopes import FamilyScopes, ScopeTable, bucket_refusal
+from shared.keys.scopes import FamilyScopes, ScopeTable, access_refusal
 from shared.keys.sealing import Sealer
 from shared.keys.store import KeyCache
 from shared.s3.errors import S3Error
@@ -127,17 +127,12 @@ class KeyGate:
         bucketed: bool,
         listing_all: bool = False,
     ) -> LakehouseError | None:
-        if record.expired():
-            return LakehouseError("unauthorized", f"key {record.id} expired at {record.expires_at}")
         method: str = scope.get("method", "GET")
-        needed = family.needed(method, scope["path"]) if family is not None else None
-        if needed is not None and needed not in record.scopes:
-            return LakehouseError(
-                "forbidden", f"key {record.id} ({record.name}) lacks scope {needed!r} for {method} {scope['path']}"
-            )
-        refused_bucket = bucket_refusal(record, bucket, listing_all=listing_all) if bucketed else None
-        if refused_bucket is not None:
-            return LakehouseError("forbidden", refused_bucket)
+        refusal = access_refusal(
+            record, family, method, scope["path"], bucket, bucketed=bucketed, listing_all=listing_all
+        )
+        if refusal is not None:
+            return refusal
         meters = self.meters()
         now = time.time()
         if record.rpm is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from shared.errors import LakehouseError
 from shared.keys.records import KeyRecord
 from shared.registry import FAMILY_PREFIX, upstreams
 
@@ -58,6 +59,29 @@ def bucket_refusal(record: KeyRecord, bucket: str | None, *, listing_all: bool =
             f"key {record.id} ({record.name}) is limited to buckets {allowed}: name one (a listing's prefix=<bucket>/)"
         )
     return f"key {record.id} ({record.name}) is limited to buckets {allowed}, not {bucket!r}"
+
+
+def access_refusal(
+    record: KeyRecord,
+    family: FamilyScopes | None,
+    method: str,
+    path: str,
+    bucket: str | None,
+    *,
+    bucketed: bool,
+    listing_all: bool = False,
+) -> LakehouseError | None:
+    """Why `record` may not make `method path` (expired, a scope it lacks, a bucket outside its own); None: it may.
+    The one check of a key's terms, for the gateway (before its rpm) and for storaged's S3 API."""
+    if record.expired():
+        return LakehouseError("unauthorized", f"key {record.id} expired at {record.expires_at}")
+    needed = family.needed(method, path) if family is not None else None
+    if needed is not None and needed not in record.scopes:
+        return LakehouseError(
+            "forbidden", f"key {record.id} ({record.name}) lacks scope {needed!r} for {method} {path}"
+        )
+    refused = bucket_refusal(record, bucket, listing_all=listing_all) if bucketed else None
+    return LakehouseError("forbidden", refused) if refused is not None else None
 
 
 @dataclass(frozen=True, slots=True)

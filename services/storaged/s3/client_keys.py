@@ -19,7 +19,7 @@ from services.storaged.schemas import KEYS_PREFIX
 from shared.errors import LakehouseError
 from shared.keys.gate import is_client_key_id
 from shared.keys.records import KeyRecord
-from shared.keys.scopes import ScopeTable, bucket_refusal
+from shared.keys.scopes import ScopeTable, access_refusal
 from shared.keys.sealing import Sealer
 from shared.s3.errors import S3Error
 from shared.s3.sigv4 import claimed_key_id
@@ -79,12 +79,7 @@ class ClientKeys:
     def refusal(self, scope: Scope, record: KeyRecord, bucket: str) -> S3Error | None:
         """Why the verified key `record` may not make this request (its expiry, scope, buckets); None: it may."""
         path: str = scope["path"]
-        if record.expired():
-            return S3Error("AccessDenied", f"key {record.id} expired at {record.expires_at}", resource=path)
-        family = self.table.s3
-        needed = family.needed(scope["method"], path) if family is not None else None
-        if needed is not None and needed not in record.scopes:
-            message = f"key {record.id} ({record.name}) lacks scope {needed!r} for {scope['method']} {path}"
-            return S3Error("AccessDenied", message, resource=path)
-        refused = bucket_refusal(record, bucket or None, listing_all=not bucket)
-        return S3Error("AccessDenied", refused, resource=path) if refused else None
+        refusal = access_refusal(
+            record, self.table.s3, scope["method"], path, bucket or None, bucketed=True, listing_all=not bucket
+        )
+        return S3Error.from_native(refusal, resource=path) if refusal is not None else None
