@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.storaged.backends import build_backend
+from services.storaged.backends import build_backend, part_store
 from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition
 from services.storaged.keys import check_key, check_prefix, check_public_key, check_public_prefix
 from services.storaged.metrics import StorageMetrics
@@ -172,7 +172,12 @@ def create_app(config: LakehouseConfig) -> Starlette:
     key_pair = pair(s3_api.access_key_id, s3_api.secret_access_key.get_secret_value()) if s3_api.enabled else None
     client_keys = ClientKeys(backend, sealer_of(config.auth.master_key.get_secret_value()), scope_table())
     s3_context = S3Context(
-        backend, s3_api.region, max_put_bytes, received=storage_metrics.received, sent=storage_metrics.sent
+        backend,
+        part_store(backend),
+        s3_api.region,
+        max_put_bytes,
+        received=storage_metrics.received,
+        sent=storage_metrics.sent,
     )
     return service_app(
         "storaged",

@@ -43,6 +43,15 @@ class Precondition:
 
 
 @dataclass(frozen=True, slots=True)
+class Piece:
+    """`size` bytes of the object `key` from `offset`: one part of an object that `compose` assembles."""
+
+    key: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class FileRegion:
     fd: int
     offset: int
@@ -95,10 +104,10 @@ class Backend(Protocol):
         ...
 
     async def compose(
-        self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
+        self, key: str, pieces: Sequence[Piece], *, content_type: str, metadata: Mapping[str, str], etag: str | None
     ) -> StoredObject:
-        """Store the objects `parts`, one after another, as the object `key` (CompleteMultipartUpload), which
-        appears whole or not at all, with `etag` as in `put`; the local backend copies inside the kernel."""
+        """Store the `pieces`, one after another, as the object `key` (CompleteMultipartUpload), which appears
+        whole or not at all, with `etag` as in `put`; the local backend copies inside the kernel."""
         ...
 
     async def open(self, key: str) -> ObjectHandle: ...
@@ -113,16 +122,35 @@ class Backend(Protocol):
         ...
 
 
-async def concatenated(backend: Backend, keys: Sequence[str]) -> AsyncIterator[bytes]:
-    """The bytes of the objects `keys`, one after another (a compose that streams through `put`)."""
-    for key in keys:
-        handle = await backend.open(key)
+async def concatenated(backend: Backend, pieces: Sequence[Piece]) -> AsyncIterator[bytes]:
+    """The bytes of the `pieces`, one after another (a compose that streams through `put`)."""
+    for piece in pieces:
+        handle = await backend.open(piece.key)
         try:
-            async with aclosing(handle.stream(None)) as chunks:
+            if piece.offset + piece.size > handle.info.size:
+                raise LakehouseError("not_found", f"{piece.key!r} is shorter than the part it should hold")
+            if not piece.size:
+                continue
+            async with aclosing(handle.stream(Span(piece.offset, piece.offset + piece.size - 1))) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
             await handle.aclose()
+
+
+async def single(data: bytes) -> AsyncIterator[bytes]:
+    """`data` as a one-chunk body, for a backend's streaming put."""
+    yield data
+
+
+async def read_whole(backend: Backend, key: str) -> bytes:
+    """A small object's bytes (a record), read at once."""
+    handle = await backend.open(key)
+    try:
+        async with aclosing(handle.stream(None)) as chunks:
+            return b"".join([chunk async for chunk in chunks])
+    finally:
+        await handle.aclose()
 
 
 class BackendUnavailable(StartupFailed):

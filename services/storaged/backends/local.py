@@ -29,6 +29,7 @@ from services.storaged.backends.base import (
     DEFAULT_CONTENT_TYPE,
     BackendUnavailable,
     KeyLocks,
+    Piece,
     Precondition,
     StoredObject,
     check_precondition,
@@ -81,8 +82,8 @@ class LocalBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._root_fd = -1
-        self._locks = KeyLocks()
+        self.root_fd = -1
+        self.locks = KeyLocks()
 
     async def start(self) -> None:
         await to_thread.run_sync(self._start)
@@ -90,11 +91,11 @@ class LocalBackend:
     def _start(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
             raise BackendUnavailable(f"cannot use storaged root {self.root}: {exc.strerror}") from None
         probe = f"{TEMP_MARK}lh-probe-{secrets.token_hex(4)}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644, dir_fd=self._root_fd)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644, dir_fd=self.root_fd)
         try:
             os.setxattr(fd, CONTENT_TYPE_ATTR, b"x")
         except OSError as exc:
@@ -104,19 +105,19 @@ class LocalBackend:
             ) from None
         finally:
             os.close(fd)
-            os.unlink(probe, dir_fd=self._root_fd)
+            os.unlink(probe, dir_fd=self.root_fd)
 
     async def close(self) -> None:
-        if self._root_fd >= 0:
-            os.close(self._root_fd)
-            self._root_fd = -1
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
 
     # --- walking -----------------------------------------------------------------------------------------------
 
-    def _open_dirs(self, key: str, dirs: list[str], *, create: bool) -> list[int]:
+    def open_dirs(self, key: str, dirs: list[str], *, create: bool) -> list[int]:
         """Descriptors of root's subdirectories along `dirs` (the root's own not included); the caller closes them."""
         fds: list[int] = []
-        parent = self._root_fd
+        parent = self.root_fd
         try:
             for name in dirs:
                 try:
@@ -166,8 +167,8 @@ class LocalBackend:
         segments = key.split("/")
         # A delete may remove an empty directory between our mkdir and the temp file: walk again.
         for attempt in range(5):
-            fds = self._open_dirs(key, segments[:-1], create=True)
-            dir_fd = fds[-1] if fds else self._root_fd
+            fds = self.open_dirs(key, segments[:-1], create=True)
+            dir_fd = fds[-1] if fds else self.root_fd
             temp = f"{TEMP_MARK}lh-tmp-{secrets.token_hex(8)}"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
@@ -191,22 +192,27 @@ class LocalBackend:
             view = view[written:]
 
     @staticmethod
-    def _finish(fd: int, content_type: str, etag: str, metadata: Mapping[str, str]) -> None:
+    def finish(fd: int, content_type: str, etag: str, metadata: Mapping[str, str]) -> None:
         os.setxattr(fd, CONTENT_TYPE_ATTR, content_type.encode())
         os.setxattr(fd, ETAG_ATTR, etag.encode())
         if metadata:
             os.setxattr(fd, METADATA_ATTR, json.dumps(dict(metadata)).encode())
         os.fsync(fd)
 
-    def _commit(self, key: str, dir_fd: int, temp: str, precondition: Precondition) -> os.stat_result:
+    def commit(
+        self, key: str, dir_fd: int, temp: str, precondition: Precondition, *, temp_dir_fd: int | None = None
+    ) -> os.stat_result:
+        """Move the finished file `temp` (in `dir_fd`, or in `temp_dir_fd`) to `key`'s name in `dir_fd` if the
+        precondition holds, atomically; the caller holds the key's lock."""
         name = key.rpartition("/")[2]
+        source_fd = dir_fd if temp_dir_fd is None else temp_dir_fd
         check_precondition(key, precondition, self._current(key, dir_fd, name))
         try:
             if precondition.if_none_match:
-                os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-                os.unlink(temp, dir_fd=dir_fd)
+                os.link(temp, name, src_dir_fd=source_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                os.unlink(temp, dir_fd=source_fd)
             else:
-                os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                os.rename(temp, name, src_dir_fd=source_fd, dst_dir_fd=dir_fd)
         except FileExistsError:
             raise LakehouseError("precondition_failed", f"If-None-Match: * failed: {key!r} already exists") from None
         except IsADirectoryError:
@@ -246,28 +252,28 @@ class LocalBackend:
         return await self._store(key, fill, content_type, precondition, dict(metadata or {}))
 
     async def compose(
-        self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
+        self, key: str, pieces: Sequence[Piece], *, content_type: str, metadata: Mapping[str, str], etag: str | None
     ) -> StoredObject:
         if etag is None:  # no ETag to keep: put computes the content's MD5
-            body = concatenated(self, parts)
+            body = concatenated(self, pieces)
             return await self.put(key, body, content_type=content_type, precondition=Precondition(), metadata=metadata)
         given = etag
 
         async def fill(fd: int) -> str:
-            await to_thread.run_sync(self._concatenate, fd, parts)
+            await to_thread.run_sync(self._concatenate, fd, pieces)
             return given
 
         return await self._store(key, fill, content_type, Precondition(), dict(metadata))
 
-    def _concatenate(self, fd: int, parts: Sequence[str]) -> None:
-        for part in parts:
-            handle = self._open(part)
+    def _concatenate(self, fd: int, pieces: Sequence[Piece]) -> None:
+        for piece in pieces:
+            handle = self._open(piece.key)
             try:
-                offset, remaining = 0, handle.info.size
+                offset, remaining = piece.offset, piece.size
                 while remaining:
                     copied = os.copy_file_range(handle.fd, fd, remaining, offset, None)
                     if not copied:
-                        raise LakehouseError("not_found", f"the part {part!r} shrank while it was assembled")
+                        raise LakehouseError("not_found", f"{piece.key!r} is shorter than the part it should hold")
                     offset += copied
                     remaining -= copied
             finally:
@@ -283,15 +289,15 @@ class LocalBackend:
     ) -> StoredObject:
         """Write a temp file beside `key` with `fill` (which answers the ETag), fsync it, rename it into place."""
         fds, temp, fd = await to_thread.run_sync(self._begin, key)
-        dir_fd = fds[-1] if fds else self._root_fd
+        dir_fd = fds[-1] if fds else self.root_fd
         committed = False
         try:
             etag = await fill(fd)
-            await to_thread.run_sync(self._finish, fd, content_type, etag, metadata)
+            await to_thread.run_sync(self.finish, fd, content_type, etag, metadata)
             os.close(fd)
             fd = -1
-            async with self._locks.hold(key):
-                st = await to_thread.run_sync(self._commit, key, dir_fd, temp, precondition)
+            async with self.locks.hold(key):
+                st = await to_thread.run_sync(self.commit, key, dir_fd, temp, precondition)
             committed = True
             return info_of(key, st, etag, content_type, metadata)
         finally:
@@ -306,14 +312,14 @@ class LocalBackend:
     def _precheck(self, key: str, precondition: Precondition) -> None:
         *dirs, name = key.split("/")
         try:
-            fds = self._open_dirs(key, dirs, create=False)
+            fds = self.open_dirs(key, dirs, create=False)
         except LakehouseError as exc:
             if exc.code != "not_found":
                 raise
             check_precondition(key, precondition, None)
             return
         try:
-            check_precondition(key, precondition, self._current(key, fds[-1] if fds else self._root_fd, name))
+            check_precondition(key, precondition, self._current(key, fds[-1] if fds else self.root_fd, name))
         finally:
             for d in fds:
                 os.close(d)
@@ -322,9 +328,9 @@ class LocalBackend:
 
     def _open(self, key: str) -> LocalHandle:
         *dirs, name = key.split("/")
-        fds = self._open_dirs(key, dirs, create=False)
+        fds = self.open_dirs(key, dirs, create=False)
         try:
-            dir_fd = fds[-1] if fds else self._root_fd
+            dir_fd = fds[-1] if fds else self.root_fd
             try:
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
             except FileNotFoundError:
@@ -362,13 +368,13 @@ class LocalBackend:
     def _delete(self, key: str) -> None:
         *dirs, name = key.split("/")
         try:
-            fds = self._open_dirs(key, dirs, create=False)
+            fds = self.open_dirs(key, dirs, create=False)
         except LakehouseError as exc:
             if exc.code == "not_found":
                 return
             raise
         try:
-            dir_fd = fds[-1] if fds else self._root_fd
+            dir_fd = fds[-1] if fds else self.root_fd
             try:
                 st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             except FileNotFoundError:
@@ -380,7 +386,7 @@ class LocalBackend:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=dir_fd)
             # Empty parents go too, so that a later PUT of the parent's own key does not conflict with them.
-            parents = [self._root_fd, *fds]
+            parents = [self.root_fd, *fds]
             for depth in range(len(dirs) - 1, -1, -1):
                 try:
                     os.rmdir(dirs[depth], dir_fd=parents[depth])
@@ -391,7 +397,7 @@ class LocalBackend:
                 os.close(d)
 
     async def delete(self, key: str) -> None:
-        async with self._locks.hold(key):
+        async with self.locks.hold(key):
             await to_thread.run_sync(self._delete, key)
 
     # --- listing -----------------------------------------------------------------------------------------------

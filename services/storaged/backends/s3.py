@@ -25,6 +25,7 @@ from services.storaged.backends.base import (
     BackendUnavailable,
     FileRegion,
     KeyLocks,
+    Piece,
     Precondition,
     StoredObject,
     check_precondition,
@@ -209,10 +210,10 @@ class S3Backend:
             return StoredObject(key, counted[0], result["e_tag"] or "", now, content_type, metadata)
 
     async def compose(
-        self, key: str, parts: Sequence[str], *, content_type: str, metadata: Mapping[str, str], etag: str | None
+        self, key: str, pieces: Sequence[Piece], *, content_type: str, metadata: Mapping[str, str], etag: str | None
     ) -> StoredObject:
         # Streamed through this process into one upload to the bucket.
-        body = concatenated(self, parts)
+        body = concatenated(self, pieces)
         return await self.put(
             key, body, content_type=content_type, precondition=Precondition(), metadata=metadata, etag=etag
         )

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from starlette.responses import Response
 
-from services.storaged.backends.base import Precondition
-from services.storaged.s3.context import BUCKET_NAME, IP_ADDRESS, S3Context, S3Request, check_bucket_name, single
+from services.storaged.backends.base import Precondition, single
+from services.storaged.s3.context import BUCKET_NAME, IP_ADDRESS, S3Context, S3Request, check_bucket_name
 from services.storaged.s3.levels import list_level
 from services.storaged.s3.xml import Node, document, timestamp
 from services.storaged.schemas import RESERVED_PREFIXES, S3_PREFIX

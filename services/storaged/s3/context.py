@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from services.storaged.backends.base import Backend
+from services.storaged.backends.parts import PartStore
 from services.storaged.keys import MAX_KEY_BYTES, check_public_key
 from services.storaged.responses import META_HEADER_PREFIX
 from services.storaged.s3.payload import read_verified, verified_body
@@ -27,15 +28,11 @@ MAX_XML_BYTES = 2 << 20  # a DeleteObjects of 1,000 long keys, or a CompleteMult
 @dataclass(frozen=True, slots=True)
 class S3Context:
     backend: Backend
+    parts: PartStore  # where multipart uploads keep their parts: the backend's own kind
     region: str
     max_put_bytes: int
     received: Callable[[int], None]  # storaged's byte counters, as the native API counts them
     sent: Callable[[int], None]
-
-
-async def single(data: bytes) -> AsyncIterator[bytes]:
-    """`data` as a one-chunk body, for the backend's streaming put."""
-    yield data
 
 
 def check_bucket_name(bucket: str) -> str:

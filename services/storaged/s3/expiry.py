@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from services.storaged.backends.base import Backend
-from services.storaged.s3.multipart import UPLOADS, remove_upload
+from services.storaged.backends.parts import UPLOADS
+from services.storaged.s3.multipart import remove_upload
 
 PAGE = 1000
 MAX_SWEEP_EVERY_SECS = 3600.0  # an expiry of a day is kept to within an hour

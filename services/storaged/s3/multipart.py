@@ -1,9 +1,10 @@
-"""Multipart uploads: parts stored under the S3 API's reserved prefix, assembled into the object on completion.
+"""Multipart uploads: parts kept under the S3 API's reserved prefix, assembled into the object on completion.
 
-An upload is `_s3/uploads/<id>/upload.json` (bucket, key, Content-Type, metadata, when it began) beside its parts
-`_s3/uploads/<id>/part-00001`…; nothing of it is visible as an object until CompleteMultipartUpload writes the whole
-object in one backend put (a reader sees the old object or the new one, never a part). Its ETag is S3's: the MD5 of
-the parts' MD5s, then `-<number of parts>`, so clients that check it (aws-cli, s3fs) are satisfied.
+An upload is `_s3/uploads/<id>/upload.json` (bucket, key, Content-Type, metadata, when it began) beside its parts,
+which the backend's part store keeps (backends/parts.py); nothing of it is visible as an object until
+CompleteMultipartUpload makes the whole object at once (a reader sees the old object or the new one, never a part).
+Its ETag is S3's: the MD5 of the parts' MD5s, then `-<number of parts>`, so clients that check it (aws-cli, s3fs)
+are satisfied.
 """
 
 from __future__ import annotations
@@ -17,30 +18,27 @@ from typing import Any
 
 from starlette.responses import Response
 
-from services.storaged.backends.base import DEFAULT_CONTENT_TYPE, Backend, Precondition, StoredObject, concatenated
+from services.storaged.backends.base import (
+    DEFAULT_CONTENT_TYPE,
+    Backend,
+    Precondition,
+    StoredObject,
+    read_whole,
+    single,
+)
+from services.storaged.backends.parts import MAX_PART_NUMBER, UPLOADS, upload_prefix
 from services.storaged.ranges import Span
 from services.storaged.s3.buckets import require_bucket
-from services.storaged.s3.context import S3Context, S3Request, single
+from services.storaged.s3.context import S3Context, S3Request
 from services.storaged.s3.objects import copy_source, open_copy_source
 from services.storaged.s3.xml import Node, child_text, children, document, parse, timestamp
-from services.storaged.schemas import S3_PREFIX
 from shared.errors import LakehouseError
 from shared.s3.errors import S3Error
 
-UPLOADS = S3_PREFIX + "uploads/"
 MIN_PART_BYTES = 5 << 20  # every part but the last, as S3 requires
-MAX_PART_NUMBER = 10_000
 XML = "application/xml"
 COPY_SOURCE = "x-amz-copy-source"  # an UploadPart with this header is UploadPartCopy
 COPY_RANGE = re.compile(r"^bytes=(\d+)-(\d+)$")
-
-
-def _upload_prefix(upload_id: str) -> str:
-    return f"{UPLOADS}{upload_id}/"
-
-
-def _part_key(upload_id: str, number: int) -> str:
-    return f"{_upload_prefix(upload_id)}part-{number:05d}"
 
 
 def _no_such_upload(s3: S3Request) -> S3Error:
@@ -54,7 +52,7 @@ def _no_such_upload(s3: S3Request) -> S3Error:
 
 async def _read_record(context: S3Context, key: str) -> dict[str, Any]:
     """An upload's record (upload.json), read whole."""
-    record: dict[str, Any] = json.loads(b"".join([c async for c in concatenated(context.backend, [key])]))
+    record: dict[str, Any] = json.loads(await read_whole(context.backend, key))
     return record
 
 
@@ -64,7 +62,7 @@ async def _upload(context: S3Context, s3: S3Request) -> dict[str, Any]:
     if not upload_id.isalnum():
         raise _no_such_upload(s3)
     try:
-        upload = await _read_record(context, _upload_prefix(upload_id) + "upload.json")
+        upload = await _read_record(context, upload_prefix(upload_id) + "upload.json")
     except LakehouseError as exc:
         if exc.code == "not_found":
             raise _no_such_upload(s3) from None
@@ -87,7 +85,7 @@ async def create_upload(context: S3Context, s3: S3Request) -> Response:
         "initiated": datetime.now(UTC).isoformat(),
     }
     await context.backend.put(
-        _upload_prefix(upload_id) + "upload.json",
+        upload_prefix(upload_id) + "upload.json",
         single(json.dumps(upload).encode()),
         content_type="application/json",
         precondition=Precondition(if_none_match=True),
@@ -107,13 +105,8 @@ async def upload_part(context: S3Context, s3: S3Request) -> Response:
     number = _part_number(s3)
     upload = await _upload(context, s3)
     if COPY_SOURCE in s3.headers:
-        return await _upload_part_copy(context, s3, _part_key(upload["id"], number))
-    info = await context.backend.put(
-        _part_key(upload["id"], number),
-        s3.body(context.max_put_bytes),
-        content_type="application/octet-stream",
-        precondition=Precondition(),
-    )
+        return await _upload_part_copy(context, s3, upload["id"], number)
+    info = await context.parts.put(upload["id"], number, s3.body(context.max_put_bytes), _declared_size(s3))
     context.received(info.size)
     return Response(status_code=200, headers={"etag": info.etag})
 
@@ -135,29 +128,28 @@ def _copy_range(header: str | None, size: int) -> Span | None:
     return Span(first, last)
 
 
-async def _upload_part_copy(context: S3Context, s3: S3Request, part_key: str) -> Response:
+def _declared_size(s3: S3Request) -> int | None:
+    """The part's length as the request declares it: the decoded length of an aws-chunked body, else Content-Length."""
+    raw = s3.headers.get("x-amz-decoded-content-length") or s3.headers.get("content-length")
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+async def _upload_part_copy(context: S3Context, s3: S3Request, upload_id: str, number: int) -> Response:
     """UploadPartCopy: the part is (a range of) an existing object, copied inside the store."""
     handle = await open_copy_source(context, s3, copy_source(s3))
     try:
         span = _copy_range(s3.headers.get("x-amz-copy-source-range"), handle.info.size)
-        info = await context.backend.put(
-            part_key, handle.stream(span), content_type="application/octet-stream", precondition=Precondition()
-        )
+        size = handle.info.size if span is None else span.length
+        info = await context.parts.put(upload_id, number, handle.stream(span), size)
     finally:
         await handle.aclose()
     body = document("CopyPartResult", [("LastModified", timestamp(info.last_modified)), ("ETag", info.etag)])
     return Response(body, media_type=XML)
 
 
-async def _parts(context: S3Context, upload_id: str) -> dict[int, StoredObject]:
-    prefix = _upload_prefix(upload_id) + "part-"
-    found = await context.backend.list(prefix, after=None, limit=MAX_PART_NUMBER)
-    return {int(info.key.removeprefix(prefix)): info for info in found}
-
-
 async def list_parts(context: S3Context, s3: S3Request) -> Response:
     upload = await _upload(context, s3)
-    parts = await _parts(context, upload["id"])
+    parts = await context.parts.stored(upload["id"])
     marker_raw = s3.query.get("part-number-marker", "0")
     max_raw = s3.query.get("max-parts", "1000")
     if not marker_raw.isdigit() or not max_raw.isdigit():
@@ -225,8 +217,8 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
         raise S3Error(
             "InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number."
         )
-    stored = await _parts(context, upload["id"])
-    chosen: list[StoredObject] = []
+    stored = await context.parts.stored(upload["id"])
+    chosen: list[tuple[int, StoredObject]] = []
     for number, etag in wanted:
         info = stored.get(number)
         if info is None or _normalized(info.etag) != _normalized(etag):
@@ -234,15 +226,16 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
                 "InvalidPart",
                 f"One or more of the specified parts could not be found (part {number}), or its ETag does not match.",
             )
-        chosen.append(info)
-    for info in chosen[:-1]:
+        chosen.append((number, info))
+    for _, info in chosen[:-1]:
         if info.size < MIN_PART_BYTES:
             raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size.")
-    assembled_etag = multipart_etag(chosen)
+    assembled_etag = multipart_etag([info for _, info in chosen])
 
-    written = await context.backend.compose(
+    written = await context.parts.assemble(
+        upload["id"],
         s3.native_key,
-        [info.key for info in chosen],
+        chosen,
         content_type=upload["content_type"],
         metadata=upload["metadata"],
         etag=assembled_etag,
@@ -257,7 +250,7 @@ async def complete_upload(context: S3Context, s3: S3Request) -> Response:
 
 async def remove_upload(backend: Backend, upload_id: str) -> None:
     """Delete an upload's parts and its record (the record last, so an interrupted removal is still an upload)."""
-    pieces = await backend.list(_upload_prefix(upload_id), after=None, limit=MAX_PART_NUMBER + 1)
+    pieces = await backend.list(upload_prefix(upload_id), after=None, limit=MAX_PART_NUMBER + 10)  # + record, stride…
     for info in sorted(pieces, key=lambda info: info.key.endswith("/upload.json")):
         await backend.delete(info.key)
 
