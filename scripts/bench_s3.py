@@ -104,21 +104,35 @@ def main() -> None:
             s3 = client(gateway)
             s3.create_bucket(Bucket="bench")
             native = f"{gateway}/v1/storage/objects/bench/native.bin"
-            native_put = median_of(args.repeat, lambda: curl_seconds(["-T", str(source), native]))
             upload_cpu: list[float] = []
-            upload = median_of(
-                args.repeat,
-                lambda: timed(lambda: s3.upload_file(str(source), "bench", "s3.bin", Config=multipart), upload_cpu),
-            )
-            rows.append((f"PUT: curl native vs boto3 multipart ({args.part_mib} MiB parts)", native_put, upload))
             parts = split_parts(source, args.part_mib * MIB)
-            by_curl = median_of(args.repeat, lambda: curl_multipart(s3, parts, "curl-parts.bin"))
-            rows.append(
-                (f"PUT: curl native vs curl multipart ({args.part_mib} MiB parts, presigned)", native_put, by_curl)
-            )
             put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "bench", "Key": "single.bin"})
-            single = median_of(args.repeat, lambda: curl_seconds(["-T", str(source), put_url]))
-            rows.append(("PUT: curl native vs curl presigned single PUT", native_put, single))
+            # Rounds interleave the four PUTs, so that each sees the same state of the box (page cache, the disk's
+            # write-back, other work on the host): one after another, a block of five of one kind drifts.
+            puts: dict[str, Callable[[], float]] = {
+                "native": lambda: curl_seconds(["-T", str(source), native]),
+                "boto3": lambda: timed(
+                    lambda: s3.upload_file(str(source), "bench", "s3.bin", Config=multipart), upload_cpu
+                ),
+                "curl parts": lambda: curl_multipart(s3, parts, "curl-parts.bin"),
+                "single": lambda: curl_seconds(["-T", str(source), put_url]),
+            }
+            seconds: dict[str, list[float]] = {name: [] for name in puts}
+            for _ in range(args.repeat):
+                for name, put in puts.items():
+                    seconds[name].append(put())
+            native_put, upload = statistics.median(seconds["native"]), statistics.median(seconds["boto3"])
+            rows.append((f"PUT: curl native vs boto3 multipart ({args.part_mib} MiB parts)", native_put, upload))
+            rows.append(
+                (
+                    f"PUT: curl native vs curl multipart ({args.part_mib} MiB parts, presigned)",
+                    native_put,
+                    statistics.median(seconds["curl parts"]),
+                )
+            )
+            rows.append(
+                ("PUT: curl native vs curl presigned single PUT", native_put, statistics.median(seconds["single"]))
+            )
             get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "bench", "Key": "s3.bin"})
             native_get = median_of(args.repeat, lambda: curl_seconds([native]))
             presigned_get = median_of(args.repeat, lambda: curl_seconds([get_url]))
