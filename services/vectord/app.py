@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.storaged.client import StoragedClient, StorageError
+from services.vectord.cache import SnapshotCache
 from services.vectord.committer import Committer
 from services.vectord.index import Match, Metric, VectorIndex, Vectors
 from services.vectord.ops import CreateIndex, Delete, DropIndex, Op, Upsert
@@ -182,7 +184,7 @@ async def load(service: Service, log: StoragedLog) -> None:
         committer = Committer(store, log)
         committer.start()
         service.store, service.committer = store, committer
-        logger.info("loaded", indexes=len(store.indexes), records_replayed=replayed)
+        logger.info("loaded", indexes=len(store.indexes), records_replayed=replayed, snapshots_from=log.loaded_from)
         return
 
 
@@ -200,7 +202,8 @@ def create_app(config: LakehouseConfig) -> Starlette:
             await service.committer.aclose()
             return
         client = StoragedClient(settings.storaged_url, token=config.auth.token.get_secret_value(), internal=True)
-        log = StoragedLog(client, snapshot_bytes=settings.snapshot_bytes)
+        cache = SnapshotCache(Path(settings.cache_dir)) if settings.cache_dir else None
+        log = StoragedLog(client, snapshot_bytes=settings.snapshot_bytes, cache=cache)
         # Loading runs after startup, so the process listens (and says `loading`) while storaged comes up too.
         app.state.ready = False
         loader = asyncio.create_task(load(service, log))

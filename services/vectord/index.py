@@ -210,17 +210,24 @@ class VectorIndex:
 
     @classmethod
     def from_snapshot(cls, blob: bytes) -> VectorIndex:
-        size = int.from_bytes(blob[:8], "little")
-        header = orjson.loads(blob[8 : 8 + size])
-        graph = Index.restore(blob[8 + size :])
+        view = memoryview(blob)  # slices of a view copy nothing: the graph is most of the blob
+        size = int.from_bytes(view[:8], "little")
+        header = orjson.loads(view[8 : 8 + size])
+        graph = Index.restore(view[8 + size :])
         if graph is None:
             raise ValueError(f"index {header['name']!r}: the snapshot's graph does not load")
+        return cls.from_parts(header, graph)
+
+    @classmethod
+    def from_parts(cls, header: dict[str, Any], graph: Index) -> VectorIndex:
+        """The index from a snapshot's header (as `snapshot` writes it) and its restored graph."""
         index = cls(header["name"], header["dimensions"], header["metric"], graph=graph)
         index.next_key = header["next_key"]
-        for item_id, key in header["ids"]:
-            index.key_of[item_id] = key
-            index.id_of[key] = item_id
-            meta = header["metadata"][item_id]
-            index.metadata[item_id] = meta
-            index._index_metadata(key, meta, add=True)
+        # Built whole rather than item by item: a restart's cost is this and usearch's restore.
+        index.key_of = dict(header["ids"])
+        index.id_of = {key: item_id for item_id, key in header["ids"]}
+        index.metadata = header["metadata"]
+        for item_id, meta in index.metadata.items():
+            if meta:
+                index._index_metadata(index.key_of[item_id], meta, add=True)
         return index

@@ -6,7 +6,7 @@ from starlette.types import ASGIApp
 
 from shared.config import LakehouseConfig
 from shared.config.vectord import VectordConfig
-from shared.registry import Service
+from shared.registry import Service, Writable
 
 
 def create_app(config: LakehouseConfig) -> ASGIApp:
@@ -25,4 +25,5 @@ SERVICE = Service(
     reads_by_post=("/query",),
     timeout_secs=60.0,
     optional_urls=frozenset({"storaged_url"}),
+    writable=(Writable("cache_dir", made=True),),
 )

@@ -22,6 +22,7 @@ import structlog
 
 from services.storaged.client import StoragedClient, StorageError
 from services.storaged.schemas import VECTORD_PREFIX
+from services.vectord.cache import SnapshotCache
 from services.vectord.index import VectorIndex
 from services.vectord.ops import Op, decode_record, encode_record
 from services.vectord.store import Store
@@ -46,9 +47,12 @@ def storage_failure(what: str, exc: StorageError) -> LakehouseError:
 
 
 class StoragedLog:
-    def __init__(self, client: StoragedClient, *, snapshot_bytes: int) -> None:
+    def __init__(self, client: StoragedClient, *, snapshot_bytes: int, cache: SnapshotCache | None = None) -> None:
         self.client = client
         self.snapshot_bytes = snapshot_bytes
+        self.cache = cache
+        # index name → where recover found its snapshot: "cache" (the local copy) or "storaged"
+        self.loaded_from: dict[str, str] = {}
         self.next_seq = 1
         self.checkpoint_seq = 0
         self.bytes_since_checkpoint = 0
@@ -69,8 +73,7 @@ class StoragedLog:
             self.checkpoint_seq = int(manifest["seq"])
             self.snapshot_keys = dict(manifest["indexes"])
             for name, key in self.snapshot_keys.items():
-                blob = await self.client.get_bytes(key)
-                store.indexes[name] = await anyio.to_thread.run_sync(VectorIndex.from_snapshot, blob)
+                store.indexes[name] = await self._load_snapshot(name, key)
         records = [key for key in await self._keys(WAL) if int(key.rpartition("/")[2]) > self.checkpoint_seq]
         for key in records:
             blob = await self.client.get_bytes(key)
@@ -80,6 +83,23 @@ class StoragedLog:
         last = int(records[-1].rpartition("/")[2]) if records else self.checkpoint_seq
         self.next_seq = last + 1
         return len(records)
+
+    async def _load_snapshot(self, name: str, key: str) -> VectorIndex:
+        """The index from its local copy when that is the snapshot storaged holds, else from storaged (and the copy
+        is made, for the next start)."""
+        seq = key.rpartition("/")[2]
+        if self.cache is not None:
+            etag = (await self.client.head(key)).etag
+            index = await anyio.to_thread.run_sync(self.cache.load, name, seq, etag)
+            if index is not None:
+                self.loaded_from[name] = "cache"
+                return index
+        blob, meta = await self.client.get_small(key)
+        index = await anyio.to_thread.run_sync(VectorIndex.from_snapshot, blob)
+        if self.cache is not None:
+            await anyio.to_thread.run_sync(self.cache.save, name, seq, blob, meta.etag)
+        self.loaded_from[name] = "storaged"
+        return index
 
     async def append(self, ops: list[Op]) -> None:
         seq = self.next_seq
@@ -130,12 +150,18 @@ class StoragedLog:
         log = structlog.get_logger("vectord")
         try:
             keys = {name: key for name, key in self.snapshot_keys.items() if name in names and name not in dirty}
+            etags: dict[str, str] = {}
             for name, blob in blobs.items():
                 key = f"{SNAPSHOTS}{name}/{seq_name(seq)}"
-                await self.client.put(key, blob)
+                etags[name] = (await self.client.put(key, blob)).etag
                 keys[name] = key
             manifest = orjson.dumps({"seq": seq, "indexes": keys})
             await self.client.put(MANIFESTS + seq_name(seq) + ".json", manifest)
+            if self.cache is not None:
+                cache = self.cache
+                for name, blob in blobs.items():  # once the manifest names them: a copy never runs ahead of it
+                    await anyio.to_thread.run_sync(cache.save, name, seq_name(seq), blob, etags[name])
+                await anyio.to_thread.run_sync(cache.forget, set(keys))
             old_keys = set(self.snapshot_keys.values()) - set(keys.values())
             self.snapshot_keys, self.checkpoint_seq = keys, seq
             # Only now is the covered log redundant.

@@ -42,9 +42,9 @@ class AttackStack:
         return await self.http.post(f"{self.gateway}/v1/sql", json={"sql": sql})
 
 
-def vectord_config(plane: DataPlane) -> LakehouseConfig:
+def vectord_config(plane: DataPlane, cache_dir: Path) -> LakehouseConfig:
     # A tiny snapshot threshold: the first writes already leave a snapshot and a manifest, not only log records.
-    return load_config(vectord={"storaged_url": plane.storaged, "snapshot_bytes": 1})
+    return load_config(vectord={"storaged_url": plane.storaged, "snapshot_bytes": 1, "cache_dir": str(cache_dir)})
 
 
 @asynccontextmanager
@@ -52,7 +52,7 @@ async def attack_stack(tmp_path: Path, **gateway: Any) -> AsyncIterator[AttackSt
     """The stack with one dataset (`trips`, ingested and visible to SQL) and one vector index (`docs`, persisted)."""
     async with AsyncExitStack() as stack:
         plane = await stack.enter_async_context(data_plane(tmp_path, s3_api=S3_KEYS))
-        vectors = vectord_config(plane)
+        vectors = vectord_config(plane, tmp_path / "vectord")
         vectord = await stack.enter_async_context(run_server(create_vectord(vectors)))
         urls = {
             "storaged_url": plane.storaged,

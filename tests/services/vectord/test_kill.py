@@ -1,5 +1,5 @@
 """Real vectord processes stopped hard and cleanly: kill -9 under write load loses no acknowledged change; a
-SIGTERM checkpoints, so the next start loads the snapshot and replays no log record."""
+SIGTERM checkpoints, so the next start restores the snapshot from its local copy and replays no log record."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def write_config(tmp_path: Path, storaged_port: int, vectord_port: int, *, snaps
     config.write_text(
         f'[storaged]\nbind = "127.0.0.1:{storaged_port}"\nbackend = "local"\nroot = "{tmp_path / "objects"}"\n'
         f'[vectord]\nbind = "127.0.0.1:{vectord_port}"\nstoraged_url = "http://127.0.0.1:{storaged_port}"\n'
-        f"snapshot_bytes = {snapshot_bytes}\n"
+        f'snapshot_bytes = {snapshot_bytes}\ncache_dir = "{tmp_path / "vectord-cache"}"\n'
     )
     return config
 
@@ -160,9 +160,20 @@ async def test_a_sigterm_checkpoints_so_the_restart_replays_nothing(tmp_path: Pa
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
                 count = (await client.get("/v1/vectors/t")).json()["count"]
                 after = (await client.post("/v1/vectors/t/query", json=query)).json()
+        # A local copy that is not of the snapshot storaged holds (another storaged's, say) is never served.
+        (header,) = (tmp_path / "vectord-cache" / "t").glob("*.json")
+        header.write_bytes(header.read_bytes().replace(b'"etag":"', b'"etag":"stale-'))
+        with serve("vectord", config, vectord_log) as vectord:
+            await loaded(url)
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                refetched = (await client.post("/v1/vectors/t/query", json=query)).json()
     events = [json.loads(line) for line in vectord_log.read_text().splitlines() if line.startswith("{")]
     loads = [event for event in events if event.get("event") == "loaded"]
     assert count == 299
-    assert after == before
+    assert after == before == refetched
     assert after["matches"][0]["id"] == "v7"
-    assert [event["records_replayed"] for event in loads] == [0, 0]
+    assert [event["records_replayed"] for event in loads] == [0, 0, 0]
+    # The restart restores the graph from the local copy the stop's checkpoint left; the copy found stale is
+    # fetched from storaged and made again.
+    assert [event["snapshots_from"] for event in loads] == [{}, {"t": "cache"}, {"t": "storaged"}]
+    assert b"stale-" not in header.read_bytes()

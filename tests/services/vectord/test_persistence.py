@@ -19,7 +19,8 @@ from tests.support.storage import StoragedService
 
 @asynccontextmanager
 async def vectord(storaged_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    config = load_config(vectord={"storaged_url": storaged_url, **settings})
+    # No local snapshot copies unless a test names a directory for them (the default is under the working dir).
+    config = load_config(vectord={"storaged_url": storaged_url, "cache_dir": "", **settings})
     async with app_client(create_app(config)) as client:
         yield client
 
