@@ -52,6 +52,20 @@ INLINE_READ = 256 << 10  # objects this small are read while opening: one thread
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+async def write_blocks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`body` gathered into blocks of about WRITE_BLOCK: one write, and one thread hop, per block."""
+    pending: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= WRITE_BLOCK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
 def _symlink_error(key: str) -> LakehouseError:
     return LakehouseError("invalid_request", f"invalid object key {key!r}: it passes through a symbolic link")
 
@@ -238,15 +252,8 @@ class LocalBackend:
             # An ETag given (a multipart upload's) is not the content's MD5: no need to compute one.
             digest = hashlib.md5(usedforsecurity=False)
             feed = digest if etag is None else None
-            pending: list[bytes] = []
-            pending_size = 0
-            async for chunk in body:
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= WRITE_BLOCK:
-                    await to_thread.run_sync(self._write, fd, b"".join(pending), feed)
-                    pending, pending_size = [], 0
-            await to_thread.run_sync(self._write, fd, b"".join(pending), feed)
+            async for block in write_blocks(body):
+                await to_thread.run_sync(self._write, fd, block, feed)
             return etag or f'"{digest.hexdigest()}"'
 
         return await self._store(key, fill, content_type, precondition, dict(metadata or {}))

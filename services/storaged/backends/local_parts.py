@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from anyio import to_thread
 
 from services.storaged.backends.base import KeyLocks, Piece, Precondition, StoredObject, read_whole, single
-from services.storaged.backends.local import WRITE_BLOCK, LocalBackend
+from services.storaged.backends.local import LocalBackend, write_blocks
 from services.storaged.backends.local_files import info_of
 from services.storaged.backends.parts import ObjectParts, part_key, upload_prefix
 from shared.errors import LakehouseError
@@ -38,20 +38,6 @@ RECORD_TYPE = "application/json"
 
 def _placed_key(upload_id: str, number: int) -> str:
     return f"{upload_prefix(upload_id)}{PLACED}{number:05d}"
-
-
-async def _chunks(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """`body` gathered into blocks of about WRITE_BLOCK, for one write per thread hop."""
-    pending: list[bytes] = []
-    size = 0
-    async for chunk in body:
-        pending.append(chunk)
-        size += len(chunk)
-        if size >= WRITE_BLOCK:
-            yield b"".join(pending)
-            pending, size = [], 0
-    if pending:
-        yield b"".join(pending)
 
 
 class LocalParts:
@@ -128,7 +114,7 @@ class LocalParts:
         try:
             digest = hashlib.md5(usedforsecurity=False)
             position = offset
-            async for block in _chunks(body):
+            async for block in write_blocks(body):
                 await to_thread.run_sync(self._write_at, fd, block, position, digest)
                 position += len(block)
             await to_thread.run_sync(os.fdatasync, fd)
