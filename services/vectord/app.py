@@ -167,7 +167,7 @@ async def query(request: Request) -> Response:
     return json_response({"matches": [match_body(m) for m in matches]})
 
 
-async def load(service: Service, log: StoragedLog) -> None:
+async def load(service: Service, log: StoragedLog, idle_secs: float) -> None:
     """Load from storaged, retrying until it answers: `lakehouse up` starts vectord and storaged together."""
     logger = structlog.get_logger("vectord")
     delay = 0.2
@@ -181,7 +181,7 @@ async def load(service: Service, log: StoragedLog) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECS)
             continue
-        committer = Committer(store, log)
+        committer = Committer(store, log, idle_secs=idle_secs)
         committer.start()
         service.store, service.committer = store, committer
         logger.info("loaded", indexes=len(store.indexes), records_replayed=replayed, snapshots_from=log.loaded_from)
@@ -206,7 +206,7 @@ def create_app(config: LakehouseConfig) -> Starlette:
         log = StoragedLog(client, snapshot_bytes=settings.snapshot_bytes, cache=cache)
         # Loading runs after startup, so the process listens (and says `loading`) while storaged comes up too.
         app.state.ready = False
-        loader = asyncio.create_task(load(service, log))
+        loader = asyncio.create_task(load(service, log, settings.snapshot_idle_secs))
         loader.add_done_callback(lambda task: setattr(app.state, "ready", service.store is not None))
         try:
             yield

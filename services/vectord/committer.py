@@ -22,6 +22,8 @@ class Log(Protocol):
 
     async def after_apply(self, store: Store) -> None: ...
 
+    async def when_idle(self, store: Store) -> None: ...
+
 
 Pending = tuple[Op, asyncio.Future[Applied]]
 
@@ -37,9 +39,11 @@ def apply_all(store: Store, ops: list[Op]) -> list[Applied | LakehouseError]:
 
 
 class Committer:
-    def __init__(self, store: Store, log: Log | None) -> None:
+    def __init__(self, store: Store, log: Log | None, *, idle_secs: float = 0.0) -> None:
+        """`idle_secs` without a change, the log is told so (it snapshots what it holds); 0 = never."""
         self.store = store
         self.log = log
+        self.idle_secs = idle_secs
         self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,7 +72,16 @@ class Committer:
     async def _run(self) -> None:
         log = structlog.get_logger("vectord")
         while True:
-            await self._wakeup.wait()
+            try:
+                # Between batches, like every checkpoint: a snapshot is then exactly the state after the last record.
+                await asyncio.wait_for(self._wakeup.wait(), self.idle_secs if self.log and self.idle_secs else None)
+            except TimeoutError:
+                if self.log is not None:
+                    try:
+                        await self.log.when_idle(self.store)
+                    except LakehouseError as exc:
+                        log.warning("checkpoint failed", error=exc.message)
+                continue
             self._wakeup.clear()
             batch, self._pending = self._pending, []
             if not batch:

@@ -121,6 +121,12 @@ class StoragedLog:
             return
         await self.checkpoint(store)
 
+    async def when_idle(self, store: Store) -> None:
+        """No write for a while: snapshot what the log holds, so that a crash now replays nothing."""
+        busy = self._checkpointing is not None and not self._checkpointing.done()
+        if not busy and (self.has_unsnapshotted_records or store.dirty or self._redo):
+            await self.checkpoint(store)
+
     async def checkpoint(self, store: Store, *, wait: bool = False) -> None:
         """Snapshot the changed indexes as of the last applied record; the upload runs in the background.
 

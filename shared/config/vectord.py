@@ -17,3 +17,8 @@ class VectordConfig(ServiceSection):
     snapshot_bytes: int = Field(
         64 << 20, gt=0, description="log bytes written since the last snapshot that trigger the next one"
     )
+    snapshot_idle_secs: float = Field(
+        60.0,
+        ge=0,
+        description="seconds without a write after which what the log holds is snapshotted (0 = only by size)",
+    )

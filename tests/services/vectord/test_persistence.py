@@ -114,6 +114,24 @@ async def test_snapshots_trim_the_log(storaged_local: StoragedService) -> None:
         assert await ids_of(client, "s", [0.0] * 7 + [1.0], 1000) == everything
 
 
+async def test_an_idle_vectord_snapshots_what_its_log_holds(storaged_local: StoragedService) -> None:
+    # Far below the size threshold: only the idle timer can take this checkpoint, and it does while vectord runs.
+    async with vectord(storaged_local.url, snapshot_bytes=1 << 30, snapshot_idle_secs=0.3) as client:
+        await ready(client)
+        await client.put("/v1/vectors/idle", json={"dimensions": 8})
+        await client.post("/v1/vectors/idle/upsert", json={"items": items(0, 10)})
+        for _ in range(200):
+            if not await keys(storaged_local, "vectord/wal/"):
+                break
+            await asyncio.sleep(0.05)
+        assert await keys(storaged_local, "vectord/wal/") == []
+        assert len(await keys(storaged_local, "vectord/snapshots/idle/")) == 1
+        assert (await client.post("/v1/vectors/idle/upsert", json={"items": items(10, 5)})).status_code == 200
+    async with vectord(storaged_local.url) as client:
+        await ready(client)
+        assert (await client.get("/v1/vectors/idle")).json()["count"] == 15  # the snapshot and what came after it
+
+
 async def test_a_write_storaged_refuses_changes_nothing(storaged_local: StoragedService) -> None:
     down = f"http://127.0.0.1:{free_port()}"
     async with vectord(storaged_local.url) as client:
