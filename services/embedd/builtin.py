@@ -7,6 +7,7 @@ recipe: mean over the tokens the attention mask keeps, then L2 normalisation. No
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from shared.errors import LakehouseError
 BUILTIN_PREFIX = "builtin/"
 # Texts per ONNX run: sorted by length first, so a batch pads to similar lengths.
 RUN_BATCH = 32
+# Texts of queued requests one run may take together (a request larger than this still runs, alone).
+COALESCE_TEXTS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,8 @@ def mean_pool_normalize(hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.in
 class BuiltinModel:
     """One loaded model. `embed` is blocking (tokenize + ONNX): call it off the event loop."""
 
-    def __init__(self, spec: BuiltinSpec) -> None:
+    def __init__(self, spec: BuiltinSpec, *, threads: int = 0) -> None:
+        """`threads`: onnxruntime's intra-op threads for one run; 0 = its default, one per core."""
         self.spec = spec
         onnx_path = packaged_file(spec.onnx_package, spec.onnx_file, spec.onnx_sha256)
         tokenizer_path = packaged_file(spec.tokenizer_package, spec.tokenizer_file, spec.tokenizer_sha256)
@@ -109,6 +113,7 @@ class BuiltinModel:
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.intra_op_num_threads = threads
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -137,7 +142,8 @@ class BuiltinModel:
 class BuiltinModels:
     """Built-in models loaded on first use (loading checks hashes and builds a session: ~0.3 s, so not at import)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, threads: int = 0) -> None:
+        self._threads = threads
         self._loaded: dict[str, BuiltinModel] = {}
         self._lock = threading.Lock()
 
@@ -146,29 +152,74 @@ class BuiltinModels:
         with self._lock:
             model = self._loaded.get(name)
             if model is None:
-                model = self._loaded[name] = BuiltinModel(spec)
+                model = self._loaded[name] = BuiltinModel(spec, threads=self._threads)
             return model
 
 
 class BuiltinBackend:
-    """The built-in models as a backend: one inference at a time, off the event loop.
+    """The built-in models as a backend: one inference at a time, off the event loop, and requests that wait for it
+    share the next one.
 
     One at a time because onnxruntime already spreads one run over every core; two runs at once would only fight.
+    While a run is going, requests for the same model queue; the next run takes all of them (up to COALESCE_TEXTS
+    texts) at once, as one batch, and hands each its rows: sixteen clients sending a text each cost about one run
+    of sixteen, not sixteen runs of one.
     """
 
     name = "builtin"
 
-    def __init__(self) -> None:
-        self._models = BuiltinModels()
+    def __init__(self, *, threads: int = 0) -> None:
+        self._models = BuiltinModels(threads=threads)
         self._limiter = anyio.CapacityLimiter(1)
+        self._waiting: dict[str, list[tuple[list[str], asyncio.Future[Batch]]]] = {}
+        self._runners: dict[str, asyncio.Task[None]] = {}
 
     def check(self, name: str) -> None:
         lookup_builtin(name)
 
     async def embed(self, model: str, texts: list[str]) -> Batch:
         loaded = await anyio.to_thread.run_sync(self._models.get, model, limiter=self._limiter)
-        vectors, tokens = await anyio.to_thread.run_sync(loaded.embed, texts, limiter=self._limiter)
-        return Batch(vectors, tokens)
+        answer: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(model, []).append((texts, answer))
+        if model not in self._runners:
+            self._runners[model] = asyncio.create_task(self._run(model, loaded))
+        return await answer
+
+    async def _run(self, model: str, loaded: BuiltinModel) -> None:
+        """Run the model's waiting requests, as many as fit in one run at a time, until none wait."""
+        group: list[tuple[list[str], asyncio.Future[Batch]]] = []
+        try:
+            while waiting := self._waiting.get(model):
+                taken, total = 1, len(waiting[0][0])
+                while taken < len(waiting) and total + len(waiting[taken][0]) <= COALESCE_TEXTS:
+                    total += len(waiting[taken][0])
+                    taken += 1
+                group, self._waiting[model] = waiting[:taken], waiting[taken:]
+                texts = [text for request, _ in group for text in request]
+                try:
+                    vectors, tokens = await anyio.to_thread.run_sync(loaded.embed, texts, limiter=self._limiter)
+                except Exception as exc:  # each request of the run gets the run's failure
+                    _fail(group, exc)
+                    continue
+                start = 0
+                for request, answer in group:
+                    end = start + len(request)
+                    if not answer.done():  # its client may have gone away
+                        answer.set_result(Batch(vectors[start:end], tokens[start:end]))
+                    start = end
+        finally:
+            del self._runners[model]
+            stopping = LakehouseError("service_unavailable", "embedd is stopping; the texts were not embedded")
+            _fail([*group, *self._waiting.pop(model, [])], stopping)  # none are left unless it was cancelled
 
     async def aclose(self) -> None:
-        return None
+        runners = list(self._runners.values())
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+
+
+def _fail(requests: list[tuple[list[str], asyncio.Future[Batch]]], exc: Exception) -> None:
+    for _, answer in requests:
+        if not answer.done():
+            answer.set_exception(exc)

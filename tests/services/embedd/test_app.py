@@ -46,6 +46,22 @@ async def test_builtin_model_embeds_in_order() -> None:
         assert np.allclose(row, single["embeddings"][0], atol=1e-6)
 
 
+async def test_concurrent_requests_share_runs_and_each_gets_its_own_rows() -> None:
+    # Requests that wait while a run is going are embedded together in the next one: each must still get exactly
+    # the rows of its own texts, whatever it was batched with (one text, three, none cached).
+    requests = [[f"text {i} about the lakehouse" + " and more" * (i % 5)] for i in range(14)]
+    requests += [["three texts", "in one request", "of the batch"], ["the last one, alone"]]
+    async with embedd() as together, embedd() as alone:
+        answers = await asyncio.gather(
+            *(together.post("/v1/embed", json={"texts": texts, "model": BUILTIN}) for texts in requests)
+        )
+        for texts, answer in zip(requests, answers, strict=True):
+            assert answer.status_code == 200
+            expected = (await alone.post("/v1/embed", json={"texts": texts, "model": BUILTIN})).json()
+            assert len(answer.json()["embeddings"]) == len(texts)
+            assert np.allclose(answer.json()["embeddings"], expected["embeddings"], atol=1e-5)
+
+
 async def test_default_model_goes_to_ollama_in_one_batch(ollama_upstream: Upstream) -> None:
     async with embedd(provider_url=ollama_upstream.url) as client:
         body = (await client.post("/v1/embed", json={"texts": ["one two", "three"]})).json()
