@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -103,7 +104,8 @@ class BuiltinModel:
     """One loaded model. `embed` is blocking (tokenize + ONNX): call it off the event loop."""
 
     def __init__(self, spec: BuiltinSpec, *, threads: int = 0) -> None:
-        """`threads`: onnxruntime's intra-op threads for one run; 0 = its default, one per core."""
+        """`threads`: onnxruntime's intra-op threads for one run; 0 = one per CPU the process may use (onnxruntime's
+        own default counts physical cores, and on a 2-vCPU box gave 0.6-0.85x of two threads' rate in bench-embed)."""
         self.spec = spec
         onnx_path = packaged_file(spec.onnx_package, spec.onnx_file, spec.onnx_sha256)
         tokenizer_path = packaged_file(spec.tokenizer_package, spec.tokenizer_file, spec.tokenizer_sha256)
@@ -113,7 +115,7 @@ class BuiltinModel:
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     def count_tokens(self, texts: list[str]) -> list[int]:
