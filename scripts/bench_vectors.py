@@ -158,6 +158,7 @@ def main() -> None:
         config.write_text(
             f'[storaged]\nbind = "127.0.0.1:{storaged_port}"\nroot = "{Path(tmp) / "objects"}"\n'
             f'[vectord]\nbind = "127.0.0.1:{vectord_port}"\nstoraged_url = "http://127.0.0.1:{storaged_port}"\n'
+            f'cache_dir = "{Path(tmp) / "vectord-cache"}"\n'
             f'[gateway]\nbind = "127.0.0.1:{gateway_port}"\nworkers = 1\nvectord_url = "{vectord}"\n'
             '[log]\nlevel = "warning"\n'
         )
