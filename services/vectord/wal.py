@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 
 import anyio
+import numpy as np
 import orjson
 import structlog
 
@@ -24,7 +25,7 @@ from services.storaged.client import StoragedClient, StorageError
 from services.storaged.schemas import VECTORD_PREFIX
 from services.vectord.cache import SnapshotCache
 from services.vectord.index import VectorIndex
-from services.vectord.ops import Op, decode_record, encode_record
+from services.vectord.ops import Op, Upsert, decode_record, encode_record
 from services.vectord.store import Store
 from shared.errors import ErrorCode, LakehouseError
 
@@ -32,6 +33,7 @@ PREFIX = VECTORD_PREFIX
 WAL = PREFIX + "wal/"
 SNAPSHOTS = PREFIX + "snapshots/"
 MANIFESTS = PREFIX + "manifest/"
+REPLAY_BATCH = 16_384  # vectors gathered from the log before one add: usearch's threads want large batches
 
 
 def seq_name(seq: int) -> str:
@@ -75,11 +77,24 @@ class StoragedLog:
             for name, key in self.snapshot_keys.items():
                 store.indexes[name] = await self._load_snapshot(name, key)
         records = [key for key in await self._keys(WAL) if int(key.rpartition("/")[2]) > self.checkpoint_seq]
-        for key in records:
-            blob = await self.client.get_bytes(key)
-            self.bytes_since_checkpoint += len(blob)
-            ops = decode_record(blob)
-            await anyio.to_thread.run_sync(_replay, store, ops)
+        # The next record is fetched while this one's ops are added; runs of upserts are added as one batch.
+        pending: list[Op] = []
+        fetching = asyncio.ensure_future(self.client.get_bytes(records[0])) if records else None
+        try:
+            for at in range(len(records)):
+                assert fetching is not None
+                blob = await fetching
+                following = records[at + 1] if at + 1 < len(records) else None
+                fetching = asyncio.ensure_future(self.client.get_bytes(following)) if following else None
+                self.bytes_since_checkpoint += len(blob)
+                pending.extend(decode_record(blob))
+                if sum(len(op.ids) for op in pending if isinstance(op, Upsert)) >= REPLAY_BATCH or fetching is None:
+                    await anyio.to_thread.run_sync(_replay, store, pending)
+                    pending = []
+        finally:
+            if fetching is not None:  # a failed load: the record fetched ahead is not wanted
+                fetching.cancel()
+                await asyncio.gather(fetching, return_exceptions=True)
         last = int(records[-1].rpartition("/")[2]) if records else self.checkpoint_seq
         self.next_seq = last + 1
         return len(records)
@@ -201,7 +216,38 @@ class StoragedLog:
 
 
 def _replay(store: Store, ops: list[Op]) -> None:
+    """Apply logged ops in order, each run of consecutive upserts into one index (of one width) as one upsert:
+    usearch adds a large batch on all its threads at once. The state is the same, since one upsert lets a later
+    duplicate id win, as a later upsert would, and a run's upserts all apply or all fail alike."""
+    run: list[Upsert] = []
     for op in ops:
-        # An op that failed when it was first applied fails the same way now.
+        if (
+            isinstance(op, Upsert)
+            and run
+            and (run[-1].index, run[-1].vectors.shape[1]) == (op.index, op.vectors.shape[1])
+        ):
+            run.append(op)
+            continue
+        _apply(store, merged(run))
+        run = [op] if isinstance(op, Upsert) else []
+        if not isinstance(op, Upsert):
+            _apply(store, op)
+    _apply(store, merged(run))
+
+
+def merged(run: list[Upsert]) -> Op | None:
+    if len(run) <= 1:
+        return run[0] if run else None
+    return Upsert(
+        run[0].index,
+        [item for op in run for item in op.ids],
+        np.concatenate([op.vectors for op in run]),
+        [meta for op in run for meta in op.metadata],
+    )
+
+
+def _apply(store: Store, op: Op | None) -> None:
+    # An op that failed when it was first applied fails the same way now.
+    if op is not None:
         with contextlib.suppress(LakehouseError):
             store.apply(op)

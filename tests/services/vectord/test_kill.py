@@ -177,3 +177,55 @@ async def test_a_sigterm_checkpoints_so_the_restart_replays_nothing(tmp_path: Pa
     # fetched from storaged and made again.
     assert [event["snapshots_from"] for event in loads] == [{}, {"t": "cache"}, {"t": "storaged"}]
     assert b"stale-" not in header.read_bytes()
+
+
+async def test_the_log_replayed_after_kill_9_gives_the_state_that_was_acknowledged(tmp_path: Path) -> None:
+    # Replay adds runs of upserts as one batch: ids sent again, deletes between runs and an index dropped and made
+    # again with other dimensions must come back exactly as they were.
+    storaged_port, vectord_port = free_ports(2)
+    config = write_config(tmp_path, storaged_port, vectord_port, snapshot_bytes=1 << 30)
+    storaged_url, url = f"http://127.0.0.1:{storaged_port}", f"http://127.0.0.1:{vectord_port}"
+    rng = np.random.default_rng(2)
+
+    def batch(ids: list[str], dims: int) -> dict[str, object]:
+        return {"items": [{"id": i, "vector": rng.random(dims).tolist(), "metadata": {"id": i}} for i in ids]}
+
+    writes: list[tuple[str, str, dict[str, object] | None]] = [
+        ("PUT", "/v1/vectors/a", {"dimensions": DIMS}),
+        ("POST", "/v1/vectors/a/upsert", batch([f"x{i}" for i in range(50)], DIMS)),
+        ("POST", "/v1/vectors/a/upsert", batch([f"x{i}" for i in range(25, 75)], DIMS)),  # half of them again
+        ("POST", "/v1/vectors/a/delete", {"ids": ["x0", "x30", "x70"]}),
+        ("POST", "/v1/vectors/a/upsert", batch(["x0", "x1"], DIMS)),
+        ("PUT", "/v1/vectors/b", {"dimensions": DIMS}),
+        ("POST", "/v1/vectors/b/upsert", batch(["gone"], DIMS)),
+        ("DELETE", "/v1/vectors/b", None),
+        ("PUT", "/v1/vectors/b", {"dimensions": 3}),
+        ("POST", "/v1/vectors/b/upsert", batch(["y0", "y1"], 3)),
+        ("POST", "/v1/vectors/b/upsert", batch(["y1", "y2"], 3)),
+    ]
+
+    async def everything(client: httpx.AsyncClient) -> dict[str, object]:
+        state: dict[str, object] = {}
+        for name, dims in (("a", DIMS), ("b", 3)):
+            query = {"vector": [1.0] * dims, "k": 1000, "include_vectors": True}
+            matches = (await client.post(f"/v1/vectors/{name}/query", json=query)).json()["matches"]
+            state[name] = sorted((m["id"], m["vector"], m["metadata"]) for m in matches)
+        return state
+
+    with serve("storaged", config, tmp_path / "storaged.log") as storaged:
+        wait_for_http(storaged_url + "/health", storaged, timeout_secs=120)
+        with serve("vectord", config, tmp_path / "vectord.log") as vectord:
+            await loaded(url)
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                for method, path, body in writes:
+                    assert (await client.request(method, path, json=body)).status_code in (200, 201, 204), path
+                before = await everything(client)
+            vectord.send_signal(signal.SIGKILL)
+            assert vectord.wait(timeout=10) == -signal.SIGKILL
+        with serve("vectord", config, tmp_path / "vectord.log") as vectord:
+            await loaded(url)
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                after = await everything(client)
+    assert len(before["a"]) == 73  # type: ignore[arg-type]
+    assert [m[0] for m in before["b"]] == ["y0", "y1", "y2"]  # type: ignore[attr-defined]
+    assert after == before
