@@ -44,7 +44,16 @@ class AttackStack:
 
 def vectord_config(plane: DataPlane, cache_dir: Path) -> LakehouseConfig:
     # A tiny snapshot threshold: the first writes already leave a snapshot and a manifest, not only log records.
-    return load_config(vectord={"storaged_url": plane.storaged, "snapshot_bytes": 1, "cache_dir": str(cache_dir)})
+    # No idle snapshot: the attacks compare vectord's objects before and after, and one taken meanwhile (a minute
+    # into the module) would trim a log record the attacks aim at.
+    return load_config(
+        vectord={
+            "storaged_url": plane.storaged,
+            "snapshot_bytes": 1,
+            "snapshot_idle_secs": 0,
+            "cache_dir": str(cache_dir),
+        }
+    )
 
 
 @asynccontextmanager
